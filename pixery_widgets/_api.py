@@ -1,0 +1,102 @@
+"""The plain Python API: ``agenerate`` and its sync twin ``generate``.
+
+The panel calls the same ``agenerate``, so a generation behaves the same from
+a widget, a cell or a script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ._catalog import resolve_model
+from ._config import KEY_ENV_NAMES, Settings, load_settings
+from ._errors import ConfigurationError, MissingAPIKeyError, UnknownModelError
+from ._images import ReferenceLike
+from ._status import known_models
+from ._sync import run_sync
+from ._types import Generation, GenerationRequest
+from ._validation import build_request
+from .providers import get_provider
+from .providers.selfhosted import SelfHostedClient
+
+__all__ = ["agenerate", "generate", "prepare_request"]
+
+
+async def prepare_request(
+    prompt: str, model: str, settings: Settings, **params: Any
+) -> GenerationRequest:
+    """Validate everything that can be checked without drawing; nothing is generated.
+
+    For a LoRA on the self-hosted server this asks the server's ``/loras``, so an
+    unknown LoRA is refused before a slow ``/generate``.
+    """
+    local = known_models(settings.selfhosted_url) or ()
+    try:
+        spec = resolve_model(model, local_models=local)
+    except UnknownModelError:
+        raise
+    server_loras = None
+    if spec.is_local and params.get("lora"):
+        if not settings.selfhosted_url:
+            raise ConfigurationError(
+                "No self-hosted server is configured: set SELFHOSTED_API_URL to use a LoRA."
+            )
+        server_loras = await SelfHostedClient(settings.selfhosted_url).loras()
+    request = build_request(prompt, model, local_models=local, server_loras=server_loras, **params)
+    provider = get_provider(request.provider)
+    provider.validate(request)
+    if request.provider != "selfhosted" and not settings.has_key(request.provider):
+        names = " or ".join(KEY_ENV_NAMES[request.provider])
+        raise MissingAPIKeyError(
+            f"{spec.display_name} needs an API key: set {names} in your environment or ~/.env.",
+            provider=request.provider,
+        )
+    return request
+
+
+async def agenerate(
+    prompt: str,
+    model: str = "animagine",
+    *,
+    negative_prompt: str | None = None,
+    width: int = 1024,
+    height: int = 1024,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    seed: int | None = None,
+    reference: ReferenceLike | Sequence[ReferenceLike] | None = None,
+    ip_adapter_scale: float = 0.7,
+    lora: str | None = None,
+    lora_scale: float = 0.8,
+    settings: Settings | None = None,
+    **extra: Any,
+) -> Generation:
+    """Make one image with ``model`` (an id or alias) and return it.
+
+    Everything checkable is checked first (``InvalidRequestError``); settings
+    are read afresh unless given.
+    """
+    settings = settings if settings is not None else load_settings()
+    request = await prepare_request(
+        prompt,
+        model,
+        settings,
+        negative_prompt=negative_prompt,
+        width=width,
+        height=height,
+        steps=steps,
+        cfg_scale=cfg_scale,
+        seed=seed,
+        reference=reference,
+        ip_adapter_scale=ip_adapter_scale,
+        lora=lora,
+        lora_scale=lora_scale,
+        extra=extra or None,
+    )
+    return await get_provider(request.provider).generate(request, settings)
+
+
+def generate(prompt: str, model: str = "animagine", **params: Any) -> Generation:
+    """Sync twin of ``agenerate``; works in scripts and inside a running kernel."""
+    return run_sync(agenerate(prompt, model, **params))

@@ -1,0 +1,144 @@
+"""Every error pixery-widgets raises, in one tree.
+
+Each exception carries a sentence a user understands; none ever contains an
+API key (keys are masked before any message is built).
+
+    PixeryError
+    ├── ConfigurationError ........ a setting is missing or malformed
+    │   └── MissingAPIKeyError .... a cloud model was asked for without its key
+    ├── InvalidRequestError ....... refused locally, before anything was sent
+    │   ├── UnknownModelError ..... no such model (lists the known ones)
+    │   ├── UnknownLoraError ...... the server does not list that LoRA
+    │   └── CostLimitError ........ the estimate is above ``max_cost_usd``
+    ├── ServerError ............... the back end answered with an error
+    │   ├── RequestRejectedError .. 400 / 422: it refused the request (its own words)
+    │   ├── ModelUnavailableError . 503: the checkpoint is not downloaded
+    │   ├── AuthenticationError ... 401 / 403: the key was rejected
+    │   ├── RateLimitError ........ 429 after the allowed retries
+    │   └── ContentRefusedError ... answered without an image (safety, refusal)
+    ├── ConnectionFailedError ..... the back end could not be reached or dropped us
+    │   └── ServerTimeoutError .... it accepted the connection but did not answer in time
+    ├── BadResponseError .......... the answer is not what the contract says
+    │   └── ImageDecodeError ...... the image bytes are not a usable image
+    └── ArchiveError .............. an image could not be written to disk
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "AuthenticationError",
+    "BadResponseError",
+    "ConfigurationError",
+    "ConnectionFailedError",
+    "ContentRefusedError",
+    "CostLimitError",
+    "ImageDecodeError",
+    "InvalidRequestError",
+    "MissingAPIKeyError",
+    "ModelUnavailableError",
+    "PixeryError",
+    "RateLimitError",
+    "RequestRejectedError",
+    "ServerError",
+    "ServerTimeoutError",
+    "UnknownLoraError",
+    "UnknownModelError",
+]
+
+
+class PixeryError(Exception):
+    """Base class: catch this to catch everything the package raises."""
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        #: A few words for a status line ("connection refused", "timed out").
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(PixeryError):
+    """A setting (environment or ``.env``) is missing or malformed."""
+
+
+class MissingAPIKeyError(ConfigurationError):
+    """A cloud model was requested but its provider's key is not set."""
+
+
+class InvalidRequestError(PixeryError, ValueError):
+    """The request was refused locally; nothing was sent anywhere."""
+
+
+class UnknownModelError(InvalidRequestError):
+    """No model by that name or alias."""
+
+
+class UnknownLoraError(InvalidRequestError):
+    """The self-hosted server does not list the requested LoRA."""
+
+
+class CostLimitError(InvalidRequestError):
+    """A batch's estimated cost is above the limit the caller set."""
+
+
+class ServerError(PixeryError):
+    """The back end answered, with an error; ``detail`` holds its own words."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        detail: object = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, reason=reason)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class RequestRejectedError(ServerError):
+    """The back end refused the request as invalid (400, 422)."""
+
+
+class ModelUnavailableError(ServerError):
+    """The model exists but cannot run now (503: checkpoint not downloaded)."""
+
+
+class AuthenticationError(ServerError):
+    """The provider rejected the API key (401, 403)."""
+
+
+class RateLimitError(ServerError):
+    """The provider kept answering 429 after the allowed retries."""
+
+
+class ContentRefusedError(ServerError):
+    """The provider answered successfully but without an image."""
+
+
+class ConnectionFailedError(PixeryError):
+    """The back end could not be reached, or the connection dropped mid-answer."""
+
+
+class ServerTimeoutError(ConnectionFailedError):
+    """The back end accepted the connection but did not answer in time."""
+
+
+class BadResponseError(PixeryError):
+    """The answer does not have the shape the contract promises."""
+
+
+class ImageDecodeError(BadResponseError):
+    """The image in the answer is not valid base64, not an image, or too large."""
+
+
+class ArchiveError(PixeryError):
+    """An image could not be saved to the archive."""

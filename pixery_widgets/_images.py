@@ -1,0 +1,118 @@
+"""Image bytes in and out: decoding answers safely, encoding references, thumbnails.
+
+Decoding checks that the bytes are a real image of sane size before anything
+else sees them (a decompression bomb is refused, not rendered). These
+functions are CPU-bound: async code calls them through ``asyncio.to_thread``
+so the kernel's event loop never stalls on an image.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image, UnidentifiedImageError
+
+from ._errors import ImageDecodeError, InvalidRequestError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    ReferenceLike: TypeAlias = "str | os.PathLike[str] | bytes | bytearray | Image.Image"
+else:
+    ReferenceLike = object
+
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "check_image_bytes",
+    "decode_base64_image",
+    "reference_to_bytes",
+    "thumbnail_png",
+]
+
+#: Largest image accepted from any back end (a 4096×4096 image is 16.8 MP).
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def decode_base64_image(data: object, *, provider: str) -> bytes:
+    """Base64 text from an answer → image bytes, checked to be a sane image."""
+    if not isinstance(data, str) or not data:
+        raise ImageDecodeError(
+            f"The {provider} answer has no image data (expected base64 text).", provider=provider
+        )
+    text = data.split(",", 1)[1] if data.startswith("data:") else data
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageDecodeError(
+            f"The {provider} answer's image is not valid base64.", provider=provider
+        ) from None
+    check_image_bytes(raw, provider=provider)
+    return raw
+
+
+def check_image_bytes(raw: bytes, *, provider: str) -> tuple[int, int]:
+    """Verify ``raw`` is a decodable image no larger than ``MAX_IMAGE_PIXELS``; its size."""
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageDecodeError(
+                    f"The {provider} answer's image claims {width}×{height} pixels, "
+                    "too large to be real; refused (possible decompression bomb).",
+                    provider=provider,
+                )
+            img.verify()
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise ImageDecodeError(
+            f"The {provider} answer's image bytes are not a readable image.", provider=provider
+        ) from None
+    return width, height
+
+
+def reference_to_bytes(ref: ReferenceLike) -> bytes:
+    """A path, bytes or PIL image → image bytes (PNG for PIL images)."""
+    if isinstance(ref, Image.Image):
+        buf = io.BytesIO()
+        ref.save(buf, format="PNG")
+        return buf.getvalue()
+    if isinstance(ref, (bytes, bytearray)):
+        raw = bytes(ref)
+    elif isinstance(ref, (str, os.PathLike)):
+        path = Path(ref).expanduser()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"Could not read the reference image {str(path)!r}: {exc.strerror or exc}."
+            ) from None
+    else:
+        raise InvalidRequestError(
+            "A reference image must be a file path, image bytes or a PIL image, "
+            f"not {type(ref).__name__}."
+        )
+    try:
+        check_image_bytes(raw, provider="reference")
+    except ImageDecodeError:
+        raise InvalidRequestError("The reference image is not a readable image.") from None
+    return raw
+
+
+def thumbnail_png(raw: bytes, max_side: int = 256, *, fmt: str = "PNG") -> bytes:
+    """A small copy of an image for strips and grids (kept light in saved notebooks)."""
+    with Image.open(io.BytesIO(raw)) as img:
+        img.thumbnail((max_side, max_side))
+        if fmt.upper() == "JPEG" and img.mode not in ("RGB", "L"):
+            img = img.convert("RGB")
+        buf = io.BytesIO()
+        if fmt.upper() == "JPEG":
+            img.save(buf, format="JPEG", quality=82)
+        else:
+            img.save(buf, format="PNG", optimize=False)
+        return buf.getvalue()

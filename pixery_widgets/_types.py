@@ -1,0 +1,272 @@
+"""The values that cross layers: a request, a generation, a server status."""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "Generation",
+    "GenerationRequest",
+    "HealthInfo",
+    "LocalModelInfo",
+    "SelfHostedStatus",
+    "ServerState",
+]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image to make, validated and with the model resolved to its canonical id.
+
+    ``references`` holds raw image bytes (PNG/JPEG), already read from a path or
+    PIL image; each provider encodes them as its API wants.
+    """
+
+    prompt: str
+    model: str
+    provider: str
+    negative_prompt: str | None = None
+    width: int = 1024
+    height: int = 1024
+    steps: int | None = None
+    cfg_scale: float | None = None
+    seed: int | None = None
+    references: tuple[bytes, ...] = ()
+    ip_adapter_scale: float = 0.7
+    lora: str | None = None
+    lora_scale: float = 0.8
+    #: Provider-specific extras passed through (e.g. OpenAI ``quality``).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reference_hash(self) -> str | None:
+        """A short digest of the reference images, for the archive's index."""
+        if not self.references:
+            return None
+        digest = hashlib.sha256()
+        for ref in self.references:
+            digest.update(hashlib.sha256(ref).digest())
+        return digest.hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        """The request as plain JSON-able values (references as their hash)."""
+        return {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "model": self.model,
+            "provider": self.provider,
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "cfg_scale": self.cfg_scale,
+            "seed": self.seed,
+            "lora": self.lora,
+            "lora_scale": self.lora_scale if self.lora else None,
+            "ip_adapter_scale": self.ip_adapter_scale if self.references else None,
+            "reference_hash": self.reference_hash,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+class Generation:
+    """An image that arrived, with everything needed to reproduce it.
+
+    The PNG bytes are kept exactly as received; the PIL image is decoded on
+    first access so that receiving stays cheap.
+    """
+
+    def __init__(
+        self,
+        *,
+        png_bytes: bytes,
+        seed: int | None,
+        model: str,
+        provider: str,
+        params: dict[str, Any],
+        elapsed_s: float,
+        cost_usd: float,
+        request: GenerationRequest | None = None,
+        path: Path | None = None,
+        image: Image.Image | None = None,
+    ) -> None:
+        self.png_bytes = png_bytes
+        self.seed = seed
+        self.model = model
+        self.provider = provider
+        self.params = params
+        self.elapsed_s = elapsed_s
+        self.cost_usd = cost_usd
+        self.request = request
+        self.path = path
+        self.id: str | None = None
+        self._image = image
+
+    @property
+    def image(self) -> Image.Image:
+        if self._image is None:
+            import io
+
+            from PIL import Image
+
+            img = Image.open(io.BytesIO(self.png_bytes))
+            img.load()
+            self._image = img
+        return self._image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    @property
+    def prompt(self) -> str:
+        return str(self.params.get("prompt", self.request.prompt if self.request else ""))
+
+    def caption(self) -> str:
+        width, height = self.params.get("width"), self.params.get("height")
+        if width is None or height is None:
+            width, height = self.size
+        parts = [self.model, f"seed {self.seed}" if self.seed is not None else "seed n/a"]
+        parts += [f"{width}×{height}", f"{self.elapsed_s:.1f} s", f"${self.cost_usd:.3f}"]
+        if self.path is not None:
+            parts.append(str(self.path))
+        return " · ".join(parts)
+
+    def __repr__(self) -> str:
+        prompt = self.prompt
+        short = prompt if len(prompt) <= 40 else prompt[:37] + "..."
+        return (
+            f"Generation(model={self.model!r}, seed={self.seed}, prompt={short!r}, "
+            f"elapsed_s={self.elapsed_s:.2f}, cost_usd={self.cost_usd:.4f}, path={self.path!r})"
+        )
+
+    def _repr_png_(self) -> bytes:
+        return self.png_bytes
+
+    def _repr_html_(self) -> str:
+        from ._images import thumbnail_png
+
+        thumb = base64.b64encode(thumbnail_png(self.png_bytes, 512)).decode()
+        return (
+            f'<figure style="margin:0"><img src="data:image/png;base64,{thumb}" '
+            f'style="max-width:512px"/><figcaption style="font-size:12px">'
+            f"{_escape(self.caption())}</figcaption></figure>"
+        )
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+class ServerState(str, enum.Enum):
+    """What the self-hosted server is doing, as far as this client knows."""
+
+    NOT_CONFIGURED = "not_configured"
+    CHECKING = "checking"
+    HEALTHY = "healthy"
+    BUSY = "busy"
+    OFFLINE = "offline"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class HealthInfo:
+    """The server's ``/health`` answer; unknown extra fields are kept in ``extra``."""
+
+    status: str
+    current_model: str | None
+    available_models: tuple[str, ...]
+    ip_adapter_loaded: bool = False
+    cuda_available: bool = False
+    gpu_name: str | None = None
+    vram_allocated_gb: float | None = None
+    idle_seconds: float | None = None
+    idle_timeout_minutes: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds_until_shutdown(self) -> float | None:
+        if self.idle_seconds is None or self.idle_timeout_minutes is None:
+            return None
+        return max(0.0, self.idle_timeout_minutes * 60 - self.idle_seconds)
+
+
+@dataclass(frozen=True)
+class LocalModelInfo:
+    """One entry of the server's ``/models`` answer."""
+
+    name: str
+    description: str = ""
+    downloaded: bool = True
+    loaded: bool = False
+    default_cfg: float | None = None
+    default_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class SelfHostedStatus:
+    """The answer to "can I use my own server now?", with what it said.
+
+    ``known_models`` is the server's model list from the last time it answered
+    in this session (``None`` if it never did); the menu uses it while the
+    server is offline or busy.
+    """
+
+    state: ServerState
+    url: str | None = None
+    reason: str | None = None
+    health: HealthInfo | None = None
+    models: dict[str, LocalModelInfo] | None = None
+    loras: tuple[str, ...] = ()
+    known_models: tuple[str, ...] | None = None
+    checked_at: float | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.state in (ServerState.HEALTHY, ServerState.BUSY)
+
+    @property
+    def local_models(self) -> tuple[str, ...]:
+        """The server's menu, or the last one it gave, or the known three."""
+        from ._catalog import LOCAL_MODEL_NAMES
+
+        if self.health is not None:
+            return self.health.available_models
+        if self.known_models is not None:
+            return self.known_models
+        return LOCAL_MODEL_NAMES
+
+    @property
+    def display_url(self) -> str | None:
+        from ._config import mask_url
+
+        return mask_url(self.url) if self.url else None
+
+    def summary(self) -> str:
+        """One line in words, as the status indicator shows it."""
+        url = self.display_url or ""
+        if self.state is ServerState.NOT_CONFIGURED:
+            return self.reason or "Self-hosted server not configured (set SELFHOSTED_API_URL)."
+        if self.state is ServerState.CHECKING:
+            return f"Checking {url}…"
+        if self.state is ServerState.OFFLINE:
+            return f"Offline: {self.reason or 'no answer'} ({url})"
+        if self.state is ServerState.BUSY:
+            return f"Busy: drawing an image ({url})"
+        h = self.health
+        assert h is not None
+        gpu = h.gpu_name or "unknown GPU"
+        loaded = h.current_model or "no model loaded"
+        vram = f", {h.vram_allocated_gb:.1f} GB VRAM" if h.vram_allocated_gb is not None else ""
+        return f"Healthy: {gpu}, {loaded}{vram}"

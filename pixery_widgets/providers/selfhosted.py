@@ -1,0 +1,328 @@
+"""The user's own SDXL inference server (CONTRACT.md section 1).
+
+Plain HTTP, no authentication: nothing but the request body and a User-Agent
+is ever sent, never a cloud key. The server draws one image at a time and
+blocks every other request meanwhile, so this module counts the generations
+this process has in flight per server: a health check that times out during
+one means "busy", not "offline".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import httpx
+
+from .._config import Settings, mask_url
+from .._errors import (
+    BadResponseError,
+    ConfigurationError,
+    ModelUnavailableError,
+    RequestRejectedError,
+    ServerError,
+)
+from .._images import decode_base64_image
+from .._types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
+from ._base import Provider, parse_json, send
+
+__all__ = [
+    "GENERATE_TIMEOUT",
+    "HEALTH_TIMEOUT",
+    "SelfHostedClient",
+    "SelfHostedProvider",
+    "generations_in_flight",
+    "parse_generate",
+    "parse_health",
+    "parse_loras",
+    "parse_models",
+]
+
+HEALTH_TIMEOUT = 2.0
+#: Quick calls (/models, /loras) once /health has answered.
+INFO_TIMEOUT = 10.0
+#: The first request after a start or a model switch loads a checkpoint.
+GENERATE_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+SWITCH_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+
+_in_flight: Counter[str] = Counter()
+
+
+def generations_in_flight(url: str) -> int:
+    """How many generations this process is waiting for on the server at ``url``."""
+    return _in_flight[url]
+
+
+@contextmanager
+def _track_in_flight(url: str) -> Iterator[None]:
+    _in_flight[url] += 1
+    try:
+        yield
+    finally:
+        _in_flight[url] -= 1
+        if _in_flight[url] <= 0:
+            del _in_flight[url]
+
+
+# -- parsers: pure, tolerant of extra fields, strict about the ones we use ---------------
+
+
+def _where(url: str) -> str:
+    return f"Your server at {mask_url(url)}"
+
+
+def _require_dict(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BadResponseError(f"The server's {what} answer is not a JSON object.")
+    return data
+
+
+def _opt_number(data: dict[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+_HEALTH_KEYS = {
+    "status",
+    "current_model",
+    "available_models",
+    "ip_adapter_loaded",
+    "cuda_available",
+    "gpu_name",
+    "vram_allocated_gb",
+    "idle_seconds",
+    "idle_timeout_minutes",
+}
+
+
+def parse_health(data: Any) -> HealthInfo:
+    """``/health`` JSON → ``HealthInfo``; unknown extra fields are kept, not refused."""
+    data = _require_dict(data, "/health")
+    status = data.get("status")
+    if not isinstance(status, str):
+        raise BadResponseError("The server's /health answer has no 'status'.")
+    models = data.get("available_models")
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise BadResponseError("The server's /health answer has no list of 'available_models'.")
+    return HealthInfo(
+        status=status,
+        current_model=_opt_str(data, "current_model"),
+        available_models=tuple(models),
+        ip_adapter_loaded=data.get("ip_adapter_loaded") is True,
+        cuda_available=data.get("cuda_available") is True,
+        gpu_name=_opt_str(data, "gpu_name"),
+        vram_allocated_gb=_opt_number(data, "vram_allocated_gb"),
+        idle_seconds=_opt_number(data, "idle_seconds"),
+        idle_timeout_minutes=_opt_number(data, "idle_timeout_minutes"),
+        extra={k: v for k, v in data.items() if k not in _HEALTH_KEYS},
+    )
+
+
+def parse_models(data: Any) -> dict[str, LocalModelInfo]:
+    """``/models`` JSON → name → ``LocalModelInfo``; entries that are not objects are skipped."""
+    data = _require_dict(data, "/models")
+    models = data.get("models")
+    if not isinstance(models, dict):
+        raise BadResponseError("The server's /models answer has no 'models' object.")
+    current = data.get("current")
+    out: dict[str, LocalModelInfo] = {}
+    for name, info in models.items():
+        if not isinstance(name, str) or not isinstance(info, dict):
+            continue
+        steps = info.get("default_steps")
+        out[name] = LocalModelInfo(
+            name=name,
+            description=info.get("description") if isinstance(info.get("description"), str) else "",
+            downloaded=info.get("downloaded") is not False,
+            loaded=info.get("loaded") is True or (isinstance(current, str) and current == name),
+            default_cfg=_opt_number(info, "default_cfg"),
+            default_steps=int(steps)
+            if isinstance(steps, int) and not isinstance(steps, bool)
+            else None,
+        )
+    return out
+
+
+def parse_loras(data: Any) -> tuple[str, ...]:
+    """``/loras`` JSON → the LoRA stems."""
+    data = _require_dict(data, "/loras")
+    loras = data.get("loras")
+    if not isinstance(loras, list) or not all(isinstance(x, str) for x in loras):
+        raise BadResponseError("The server's /loras answer has no list of 'loras'.")
+    return tuple(loras)
+
+
+def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
+    """``/generate`` JSON → (image bytes, seed, parameters); the image is checked to decode."""
+    data = _require_dict(data, "/generate")
+    image = decode_base64_image(data.get("image"), provider="selfhosted")
+    seed = data.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise BadResponseError(
+            f"The server's /generate answer has a seed that is not a number: {seed!r}."
+        )
+    params = data.get("parameters")
+    return image, seed, dict(params) if isinstance(params, dict) else {}
+
+
+def _detail_text(detail: Any) -> str:
+    """The server's ``detail``: a string (400/503) or FastAPI's list (422), in words."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = item.get("loc")
+                field = (
+                    ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+                )
+                msg = item.get("msg", "invalid")
+                parts.append(f"{field}: {msg}" if field else str(msg))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
+def error_from_status(status: int, body: bytes, where: str) -> ServerError:
+    """A non-2xx answer → the package error carrying the server's own words."""
+    try:
+        detail = parse_json(body, where=where).get("detail")
+    except (BadResponseError, AttributeError):
+        detail = None
+    text = _detail_text(detail) if detail is not None else None
+    if text is None:
+        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "no details"
+        text = f"HTTP {status} with {kind}"
+    cls: type[ServerError]
+    if status in (400, 404, 422):
+        cls = RequestRejectedError
+    elif status == 503:
+        cls = ModelUnavailableError
+    else:
+        cls = ServerError
+    return cls(
+        f"{where} refused the request: {text}",
+        provider="selfhosted",
+        status_code=status,
+        detail=detail,
+        reason=f"error answer (HTTP {status})",
+    )
+
+
+# -- the client -------------------------------------------------------------------------
+
+
+class SelfHostedClient:
+    """The server's five routes, for one URL."""
+
+    def __init__(self, url: str) -> None:
+        if not url:
+            raise ConfigurationError("No self-hosted server configured (set SELFHOSTED_API_URL).")
+        self.url = url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"SelfHostedClient({mask_url(self.url)!r})"
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: float | httpx.Timeout,
+        body: Any = None,
+    ) -> Any:
+        where = _where(self.url)
+        status, _headers, raw = await send(
+            method, self.url + path, where=where, timeout=timeout, json_body=body
+        )
+        if not 200 <= status < 300:
+            raise error_from_status(status, raw, where)
+        return parse_json(raw, where=f"{where} ({path})")
+
+    async def health(self, timeout: float = HEALTH_TIMEOUT) -> HealthInfo:
+        return parse_health(await self._json("GET", "/health", timeout=timeout))
+
+    async def models(self) -> dict[str, LocalModelInfo]:
+        return parse_models(await self._json("GET", "/models", timeout=INFO_TIMEOUT))
+
+    async def loras(self) -> tuple[str, ...]:
+        return parse_loras(await self._json("GET", "/loras", timeout=INFO_TIMEOUT))
+
+    async def switch_model(self, model: str) -> str:
+        """Load ``model`` without generating (pre-warming)."""
+        data = await self._json(
+            "POST", "/switch-model", timeout=SWITCH_TIMEOUT, body={"model": model}
+        )
+        if isinstance(data, dict) and isinstance(data.get("model"), str):
+            return data["model"]
+        return model
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        body: dict[str, Any] = {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "model": request.model,
+            "width": request.width,
+            "height": request.height,
+            "steps": request.steps,
+            "cfg_scale": request.cfg_scale,
+            "seed": request.seed,
+            "reference_image": (
+                base64.b64encode(request.references[0]).decode("ascii")
+                if request.references
+                else None
+            ),
+            "ip_adapter_scale": request.ip_adapter_scale,
+            "lora_name": request.lora,
+            "lora_scale": request.lora_scale,
+        }
+        started = time.perf_counter()
+        with _track_in_flight(self.url):
+            data = await self._json("POST", "/generate", timeout=GENERATE_TIMEOUT, body=body)
+        image, seed, params = await asyncio.to_thread(parse_generate, data)
+        return Generation(
+            png_bytes=image,
+            seed=seed if seed is not None else request.seed,
+            model=request.model,
+            provider="selfhosted",
+            params=params or request.describe(),
+            elapsed_s=time.perf_counter() - started,
+            cost_usd=0.0,
+            request=request,
+        )
+
+
+class SelfHostedProvider(Provider):
+    name: ClassVar[str] = "selfhosted"
+    label: ClassVar[str] = "your server"
+
+    def unavailable_reason(self, settings: Settings) -> str | None:
+        if settings.url_error:
+            return settings.url_error
+        if not settings.selfhosted_url:
+            return "not configured (set SELFHOSTED_API_URL)"
+        return None
+
+    async def generate(self, request: GenerationRequest, settings: Settings) -> Generation:
+        if settings.url_error:
+            raise ConfigurationError(settings.url_error)
+        if not settings.selfhosted_url:
+            raise ConfigurationError(
+                "No self-hosted server is configured: set SELFHOSTED_API_URL "
+                "(in the environment or a .env file), e.g. http://203.0.113.7:8000."
+            )
+        return await SelfHostedClient(settings.selfhosted_url).generate(request)
