@@ -32,6 +32,7 @@ from ._errors import (
     UnknownLoraError,
     UnknownModelError,
 )
+from ._ledger import LEDGER as session_ledger
 from ._menu import MenuEntry, model_menu
 from ._status import acheck_selfhosted
 from ._sync import run_sync
@@ -91,4 +92,5 @@ __all__ = [
     "load_settings",
     "model_menu",
     "resolve_model",
+    "session_ledger",
 ]

@@ -13,6 +13,7 @@ from ._catalog import resolve_model
 from ._config import KEY_ENV_NAMES, Settings, load_settings
 from ._errors import ConfigurationError, MissingAPIKeyError, UnknownModelError
 from ._images import ReferenceLike
+from ._ledger import LEDGER
 from ._status import known_models
 from ._sync import run_sync
 from ._types import Generation, GenerationRequest
@@ -94,7 +95,9 @@ async def agenerate(
         lora_scale=lora_scale,
         extra=extra or None,
     )
-    return await get_provider(request.provider).generate(request, settings)
+    generation = await get_provider(request.provider).generate(request, settings)
+    LEDGER.record(generation)
+    return generation
 
 
 def generate(prompt: str, model: str = "animagine", **params: Any) -> Generation:
