@@ -66,7 +66,7 @@ class ModelSpec:
     def estimated_cost(self, width: int = 1024, height: int = 1024) -> float:
         """List price of one image at this size (0 for the self-hosted server)."""
         if self.cost_per_megapixel is not None:
-            return round(self.cost_per_megapixel * width * height / 1_000_000, 6)
+            return self.cost_per_megapixel * width * height / 1_000_000
         return self.cost_per_image or 0.0
 
 
