@@ -62,14 +62,20 @@ def check_image_bytes(raw: bytes, *, provider: str) -> tuple[int, int]:
             width, height = img.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(
-                    f"The {provider} answer's image claims {width}×{height} pixels, "
-                    "too large to be real; refused (possible decompression bomb).",
+                    f"The {provider} answer's image declares {width}×{height} pixels, far too many "
+                    "to be real; refused (possible decompression bomb).",
                     provider=provider,
                 )
             img.verify()
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise ImageDecodeError(
+            f"The {provider} answer's image declares far too many pixels to be real; "
+            "refused (possible decompression bomb).",
+            provider=provider,
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageDecodeError(
             f"The {provider} answer's image bytes are not a readable image.", provider=provider
         ) from None
