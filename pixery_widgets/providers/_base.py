@@ -105,16 +105,22 @@ async def send(
     where: str,
     timeout: float | httpx.Timeout,
     json_body: Any = None,
+    content: bytes | None = None,
     headers: dict[str, str] | None = None,
     limit: int = MAX_RESPONSE_BYTES,
 ) -> tuple[int, dict[str, str], bytes]:
     """Send one request over the shared client; status, headers and the body (bounded).
 
-    The body is streamed and refused as soon as it passes ``limit``, so a
-    runaway answer never fills memory.
+    ``content`` is an already-encoded JSON body (large ones are encoded off the
+    event loop by the caller). The answer is streamed and refused as soon as it
+    passes ``limit``, so a runaway answer never fills memory.
     """
     client = get_client()
-    request = client.build_request(method, url, json=json_body, headers=headers, timeout=timeout)
+    if content is not None:
+        headers = {**(headers or {}), "Content-Type": "application/json"}
+    request = client.build_request(
+        method, url, json=json_body, content=content, headers=headers, timeout=timeout
+    )
     try:
         response = await client.send(request, stream=True)
         try:

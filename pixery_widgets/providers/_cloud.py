@@ -1,0 +1,517 @@
+"""What the three cloud providers share: keys, retries, error mapping, image helpers.
+
+A key is attached in exactly one place (``Service.auth_headers``), only for
+its own provider's host and only over https, so a URL taken from an answer
+can never carry it elsewhere. Retries follow one policy for every provider:
+429 is retried with backoff (honouring Retry-After), a 5xx or a dropped
+connection once; everything else becomes a package error carrying the
+provider's own words, scrubbed of any key it echoed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import io
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from .._config import KEY_ENV_NAMES, Secret, Settings
+from .._errors import (
+    AuthenticationError,
+    BadResponseError,
+    ConnectionFailedError,
+    ContentRefusedError,
+    ImageDecodeError,
+    MissingAPIKeyError,
+    PixeryError,
+    RateLimitError,
+    RequestRejectedError,
+    ServerError,
+    ServerTimeoutError,
+)
+from .._images import check_image_bytes, decode_base64_image
+from ._base import parse_json, send
+
+__all__ = [
+    "RETRY",
+    "RetryPolicy",
+    "Service",
+    "call",
+    "call_json",
+    "check_image",
+    "decode_image",
+    "encode_reference",
+    "error_for_status",
+    "fetch_image",
+    "image_mime",
+    "nearest",
+    "require_key",
+    "scrub",
+]
+
+log = logging.getLogger("pixery_widgets.providers")
+
+#: Largest JSON answer read from a cloud API (base64 images inside).
+MAX_JSON_BYTES = 48 * 1024 * 1024
+#: Largest image downloaded from a URL in an answer.
+MAX_IMAGE_BYTES = 48 * 1024 * 1024
+
+_T = TypeVar("_T")
+
+
+# -- retry policy ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait before trying again.
+
+    ``sleep`` is the one clock every wait goes through (retries and fal's
+    polling), so tests replace it instead of sleeping.
+    """
+
+    #: 429 answers retried before ``RateLimitError``.
+    rate_limit_retries: int = 3
+    #: First wait after a 429 that names no delay; doubles each time.
+    backoff_s: float = 1.0
+    backoff_max_s: float = 20.0
+    #: A provider asking for a longer wait than this is reported, not waited for.
+    max_retry_after_s: float = 60.0
+    #: A 5xx answer or a dropped connection is retried this many times.
+    transient_retries: int = 1
+    transient_delay_s: float = 1.0
+    #: Random extra fraction on computed backoffs, so parallel requests spread out.
+    jitter: float = 0.1
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+    def backoff(self, attempt: int) -> float:
+        base = min(self.backoff_max_s, self.backoff_s * 2**attempt)
+        return base * (1 + random.uniform(0, self.jitter)) if self.jitter else base
+
+
+#: The policy in force; tests swap it with ``monkeypatch.setattr(_cloud, "RETRY", ...)``.
+RETRY = RetryPolicy()
+
+
+# -- services and keys -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Service:
+    """One cloud provider: its name, where its key may go and how it is sent."""
+
+    name: str
+    label: str
+    #: The only host (or domain, with ``subdomains``) the key is ever sent to.
+    key_host: str
+    header: str
+    scheme: str = ""
+    subdomains: bool = False
+
+    def allows(self, url: str) -> bool:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or not host:
+            return False
+        return host == self.key_host or (self.subdomains and host.endswith("." + self.key_host))
+
+    def auth_headers(self, key: Secret, url: str) -> dict[str, str]:
+        """The key header for ``url``; refuses any URL not on this provider's host."""
+        if not self.allows(url):
+            host = urlsplit(url).hostname or url
+            raise BadResponseError(
+                f"{self.label} pointed to {host!r}, which is not {self.key_host}; "
+                f"your {self.label} key is only ever sent to {self.key_host}, so this was refused.",
+                provider=self.name,
+                reason="unexpected host",
+            )
+        return {self.header: self.scheme + key.reveal()}
+
+
+def env_names(provider: str) -> str:
+    return " or ".join(KEY_ENV_NAMES.get(provider, ()))
+
+
+def missing_key_reason(provider: str) -> str:
+    """The short reason shown in a menu: "no API key (set FAL_KEY)"."""
+    first = KEY_ENV_NAMES.get(provider, ("its API key",))[0]
+    return f"no API key (set {first})"
+
+
+def require_key(settings: Settings, service: Service) -> Secret:
+    """The provider's key, or ``MissingAPIKeyError`` before anything is sent."""
+    key = settings.key_for(service.name)
+    if key is None or not key.reveal():
+        raise MissingAPIKeyError(
+            f"{service.label} needs an API key: set {env_names(service.name)} "
+            "in your environment or ~/.env.",
+            provider=service.name,
+            reason="no API key",
+        )
+    return key
+
+
+_MASKED_ECHO = re.compile(r"[A-Za-z0-9_\-]*\*{4,}[A-Za-z0-9_\-]*")
+
+
+def scrub(text: str, settings: Settings) -> str:
+    """``text`` without any configured key, nor a partly masked echo of one.
+
+    Providers sometimes quote the key they rejected ("sk-proj-****abcd"); the
+    visible ends are still part of the key, so the whole run is replaced.
+    """
+    return _MASKED_ECHO.sub("***", settings.redact(text))
+
+
+# -- provider error bodies ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What a provider's error body says, in a provider-neutral shape."""
+
+    message: str | None
+    codes: frozenset[str]
+    retry_delay_s: float | None = None
+
+
+def _detail_text(detail: Any) -> str | None:
+    """fal's ``detail``: a string, or FastAPI's list of ``{loc, msg}``."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = item.get("loc")
+                where = (
+                    ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+                )
+                msg = str(item.get("msg", "invalid"))
+                parts.append(f"{where}: {msg}" if where else msg)
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or None
+    return None
+
+
+def _duration(text: Any) -> float | None:
+    """Google's ``"37s"`` / ``"1.5s"`` durations → seconds."""
+    if isinstance(text, str) and text.endswith("s"):
+        try:
+            return max(0.0, float(text[:-1]))
+        except ValueError:
+            return None
+    return None
+
+
+def parse_error(body: bytes) -> ErrorInfo:
+    """Gemini/OpenAI ``{"error": {...}}``, fal ``{"detail": ...}`` or anything else."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ErrorInfo(None, frozenset())
+    if not isinstance(data, dict):
+        return ErrorInfo(None, frozenset())
+    message: str | None = None
+    codes: set[str] = set()
+    delay: float | None = None
+    error = data.get("error")
+    if isinstance(error, dict):
+        if isinstance(error.get("message"), str):
+            message = error["message"]
+        for field in ("code", "type", "status"):
+            if isinstance(error.get(field), str):
+                codes.add(error[field])
+        details = error.get("details")
+        for item in details if isinstance(details, list) else ():
+            if isinstance(item, dict):
+                if isinstance(item.get("reason"), str):
+                    codes.add(item["reason"])
+                delay = _duration(item.get("retryDelay")) if delay is None else delay
+    elif isinstance(error, str):
+        message = error
+    if message is None:
+        message = _detail_text(data.get("detail"))
+    if message is None and isinstance(data.get("message"), str):
+        message = data["message"]
+    return ErrorInfo(message, frozenset(codes), delay)
+
+
+#: Error codes that mean the key itself was refused, whatever the status.
+_KEY_REJECTED = frozenset({"API_KEY_INVALID", "invalid_api_key"})
+#: 429s that are billing, not pace: retrying cannot help.
+_NO_RETRY_429 = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+#: 4xx codes meaning the provider's safety system refused the prompt.
+_REFUSED = frozenset({"content_policy_violation", "moderation_blocked"})
+
+
+def error_for_status(
+    service: Service, status: int, body: bytes, settings: Settings, *, retries: int = 0
+) -> ServerError:
+    """A non-2xx answer → the package error, with the provider's message verbatim (scrubbed)."""
+    info = parse_error(body)
+    if info.message:
+        text = scrub(info.message.strip(), settings)
+    else:
+        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "no details"
+        text = f"HTTP {status} with {kind}"
+    label = service.label
+    kw: dict[str, Any] = {"provider": service.name, "status_code": status, "detail": text}
+    if status in (401, 403) or info.codes & _KEY_REJECTED:
+        return AuthenticationError(
+            f"{label} rejected the API key (HTTP {status}): {text} "
+            f"Check {env_names(service.name)}.",
+            reason="API key rejected",
+            **kw,
+        )
+    if status == 429:
+        if info.codes & _NO_RETRY_429:
+            lead = f"{label} refused the request for quota or billing (HTTP 429)"
+        elif retries:
+            lead = f"{label} kept rate-limiting the request (HTTP 429, {retries} retries)"
+        else:
+            lead = f"{label} is rate-limiting the request (HTTP 429)"
+        return RateLimitError(f"{lead}: {text}", reason="rate limited", **kw)
+    if info.codes & _REFUSED:
+        return ContentRefusedError(
+            f"{label} refused to draw this (HTTP {status}): {text}",
+            reason="refused (content policy)",
+            **kw,
+        )
+    if 400 <= status < 500:
+        return RequestRejectedError(
+            f"{label} refused the request (HTTP {status}): {text}",
+            reason=f"refused (HTTP {status})",
+            **kw,
+        )
+    return ServerError(
+        f"{label} had a server error (HTTP {status}): {text}",
+        reason=f"provider error (HTTP {status})",
+        **kw,
+    )
+
+
+def _retry_after(headers: dict[str, str], info: ErrorInfo) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date), else the body's hint."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is not None:
+        value = value.strip()
+        try:
+            seconds = float(value)
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                return max(0.0, when.timestamp() - time.time())
+    return info.retry_delay_s
+
+
+# -- the request loop --------------------------------------------------------------------
+
+
+def _scrub_exc(exc: PixeryError, service: Service, settings: Settings) -> PixeryError:
+    exc.message = scrub(exc.message, settings)
+    exc.args = (exc.message,)
+    exc.provider = exc.provider or service.name
+    return exc
+
+
+def _encode_json(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+async def call(
+    service: Service,
+    method: str,
+    url: str,
+    *,
+    settings: Settings,
+    key: Secret | None,
+    timeout: float | httpx.Timeout,
+    json_body: Any = None,
+    limit: int = MAX_JSON_BYTES,
+    where: str | None = None,
+    policy: RetryPolicy | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """Send with the shared retry policy; a 2xx answer, or the package error for it.
+
+    ``key`` None sends no credentials at all (image downloads on other hosts).
+    """
+    policy = policy or RETRY
+    headers = service.auth_headers(key, url) if key is not None else None
+    where = where or service.label
+    # References make bodies of many MB: encode them off the kernel's event loop.
+    content = None if json_body is None else await asyncio.to_thread(_encode_json, json_body)
+    rate_tries = transient_tries = 0
+    while True:
+        try:
+            status, answer_headers, body = await send(
+                method,
+                url,
+                where=where,
+                timeout=timeout,
+                content=content,
+                headers=headers,
+                limit=limit,
+            )
+        except ConnectionFailedError as exc:
+            # A timeout already used the whole budget; waiting again would double it.
+            if isinstance(exc, ServerTimeoutError) or transient_tries >= policy.transient_retries:
+                raise _scrub_exc(exc, service, settings) from None
+            transient_tries += 1
+            log.info("%s: %s Retrying once.", service.label, scrub(exc.message, settings))
+            await policy.sleep(policy.transient_delay_s)
+            continue
+        except PixeryError as exc:
+            raise _scrub_exc(exc, service, settings) from None
+        if 200 <= status < 300:
+            return status, answer_headers, body
+        if status == 429:
+            info = parse_error(body)
+            if info.codes & _NO_RETRY_429 or rate_tries >= policy.rate_limit_retries:
+                raise error_for_status(service, status, body, settings, retries=rate_tries)
+            delay = _retry_after(answer_headers, info)
+            if delay is None:
+                delay = policy.backoff(rate_tries)
+            elif delay > policy.max_retry_after_s:
+                error = error_for_status(service, status, body, settings)
+                error.message = f"{error.message} (it asks to wait {delay:.0f} s; not retried)"
+                error.args = (error.message,)
+                raise error
+            rate_tries += 1
+            log.info(
+                "%s answered 429; retry %d of %d in %.1f s.",
+                service.label,
+                rate_tries,
+                policy.rate_limit_retries,
+                delay,
+            )
+            await policy.sleep(delay)
+            continue
+        if status >= 500 and transient_tries < policy.transient_retries:
+            transient_tries += 1
+            log.info("%s answered HTTP %d; retrying once.", service.label, status)
+            await policy.sleep(policy.transient_delay_s)
+            continue
+        raise error_for_status(service, status, body, settings)
+
+
+async def call_json(service: Service, method: str, url: str, **kw: Any) -> Any:
+    """``call`` and parse the 2xx body as JSON."""
+    _status, _headers, body = await call(service, method, url, **kw)
+    return parse_json(body, where=kw.get("where") or service.label)
+
+
+# -- images ------------------------------------------------------------------------------
+
+
+def image_mime(raw: bytes) -> str | None:
+    """The MIME type from the first bytes, for the formats providers accept."""
+    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if raw.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        return "image/webp"
+    if raw[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None
+
+
+_SENDABLE = ("image/png", "image/jpeg", "image/webp")
+
+
+def encode_reference(raw: bytes) -> tuple[str, str]:
+    """Reference bytes → (MIME type, base64); other formats are converted to PNG.
+
+    CPU-bound for big images: call through ``asyncio.to_thread``.
+    """
+    mime = image_mime(raw)
+    if mime not in _SENDABLE:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(raw)) as img:
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+        raw, mime = buf.getvalue(), "image/png"
+    return mime, base64.b64encode(raw).decode("ascii")
+
+
+def _relabel(exc: ImageDecodeError, service: Service) -> ImageDecodeError:
+    exc.provider = service.name
+    return exc
+
+
+def decode_image(data: object, service: Service) -> tuple[bytes, int, int]:
+    """Base64 from an answer → (bytes, width, height), checked to be a sane image.
+
+    CPU-bound: call through ``asyncio.to_thread``.
+    """
+    try:
+        raw = decode_base64_image(data, provider=service.label)
+        width, height = check_image_bytes(raw, provider=service.label)
+    except ImageDecodeError as exc:
+        raise _relabel(exc, service) from None
+    return raw, width, height
+
+
+def check_image(raw: bytes, service: Service) -> tuple[bytes, int, int]:
+    """Downloaded bytes → (bytes, width, height), checked to be a sane image."""
+    try:
+        width, height = check_image_bytes(raw, provider=service.label)
+    except ImageDecodeError as exc:
+        raise _relabel(exc, service) from None
+    return raw, width, height
+
+
+async def fetch_image(
+    service: Service, url: str, *, settings: Settings, timeout: float = 60.0
+) -> tuple[bytes, int, int]:
+    """Download an image an answer points to, with no credentials (another host)."""
+    if url.startswith("data:"):
+        return await asyncio.to_thread(decode_image, url, service)
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise BadResponseError(
+            f"{service.label} gave an image address that is not http(s): {scheme}:…",
+            provider=service.name,
+            reason="bad image address",
+        )
+    host = urlsplit(url).hostname or "?"
+    _status, _headers, body = await call(
+        service,
+        "GET",
+        url,
+        settings=settings,
+        key=None,
+        timeout=timeout,
+        limit=MAX_IMAGE_BYTES,
+        where=f"{service.label}'s image host ({host})",
+    )
+    return await asyncio.to_thread(check_image, body, service)
+
+
+# -- sizes -------------------------------------------------------------------------------
+
+
+def nearest(width: int, height: int, options: Sequence[tuple[_T, int, int]]) -> _T:
+    """The option whose aspect ratio is closest to width:height (first wins a tie)."""
+    target = math.log(width / height)
+    return min(options, key=lambda o: abs(math.log(o[1] / o[2]) - target))[0]

@@ -1,0 +1,271 @@
+"""Google's Gemini image models (CONTRACT.md section 2, "Gemini").
+
+One ``generateContent`` call: reference images go as ``inlineData`` parts
+before the prompt; the answer's first image part is the picture. A 200
+without one is a refusal and is reported in the model's own words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+import httpx
+
+from .._catalog import CATALOG
+from .._config import Settings
+from .._errors import BadResponseError, ContentRefusedError, InvalidRequestError
+from .._types import Generation, GenerationRequest
+from . import _cloud
+from ._base import Provider
+
+__all__ = ["GEMINI", "GeminiProvider", "gemini_cost"]
+
+GEMINI = _cloud.Service(
+    name="gemini",
+    label="Gemini",
+    key_host="generativelanguage.googleapis.com",
+    header="x-goog-api-key",
+)
+BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+#: Pro models think before drawing; a minute or two is normal.
+TIMEOUT = httpx.Timeout(240.0, connect=15.0)
+
+#: USD per 1M tokens: (input, output image, output text and thinking).
+#: From Google's price list (2025): 2.5 Flash Image $0.30 in, $30 image out
+#: (1290 tokens an image, so $0.039); 3 Pro Image $2 in, $120 image out
+#: (1120 tokens at 1K/2K, so $0.134), $12 text/thinking out.
+TOKEN_PRICES: dict[str, tuple[float, float, float]] = {
+    "gemini-2.5-flash-image": (0.30, 30.0, 2.50),
+    "gemini-3-pro-image-preview": (2.00, 120.0, 12.0),
+}
+
+#: Aspect ratios Gemini's ``imageConfig.aspectRatio`` accepts.
+ASPECT_RATIOS: tuple[tuple[str, int, int], ...] = (
+    ("1:1", 1, 1),
+    ("2:3", 2, 3),
+    ("3:2", 3, 2),
+    ("3:4", 3, 4),
+    ("4:3", 4, 3),
+    ("4:5", 4, 5),
+    ("5:4", 5, 4),
+    ("9:16", 9, 16),
+    ("16:9", 16, 9),
+    ("21:9", 21, 9),
+)
+
+#: ``request.extra`` keys this provider understands.
+EXTRAS = ("aspect_ratio", "image_size")
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def gemini_cost(api_id: str, usage: Any) -> float | None:
+    """The actual cost from ``usageMetadata``, or None when it cannot be computed."""
+    prices = TOKEN_PRICES.get(api_id)
+    if prices is None or not isinstance(usage, dict):
+        return None
+    prompt = _int(usage.get("promptTokenCount"))
+    candidates = _int(usage.get("candidatesTokenCount"))
+    thoughts = _int(usage.get("thoughtsTokenCount"))
+    if not (prompt or candidates):
+        return None
+    details = usage.get("candidatesTokensDetails")
+    if isinstance(details, list) and details:
+        image = sum(
+            _int(d.get("tokenCount"))
+            for d in details
+            if isinstance(d, dict) and d.get("modality") == "IMAGE"
+        )
+    else:
+        image = candidates  # no breakdown: count it all as image (the upper bound)
+    text = max(0, candidates - image) + thoughts
+    in_price, image_price, text_price = prices
+    return round((prompt * in_price + image * image_price + text * text_price) / 1e6, 6)
+
+
+def _image_part(parts: list[Any]) -> str | None:
+    """The final image's base64: the first non-thought image part, else the last image."""
+    found: list[tuple[bool, Any]] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        inline = part.get("inlineData") or part.get("inline_data")
+        if isinstance(inline, dict) and inline.get("data"):
+            found.append((part.get("thought") is True, inline["data"]))
+    for thought, data in found:
+        if not thought:
+            return data
+    return found[-1][1] if found else None
+
+
+def _refusal(data: dict[str, Any], settings: Settings) -> ContentRefusedError:
+    """A 200 without an image → the model's words, finish reason and block reason."""
+    texts: list[str] = []
+    finish: str | None = None
+    candidates = data.get("candidates")
+    if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
+        first = candidates[0]
+        finish = first.get("finishReason") if isinstance(first.get("finishReason"), str) else None
+        content = first.get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            if (
+                isinstance(part, dict)
+                and isinstance(part.get("text"), str)
+                and not part.get("thought")
+            ):
+                texts.append(part["text"].strip())
+        if not texts and isinstance(first.get("finishMessage"), str):
+            texts.append(first["finishMessage"].strip())
+    feedback = data.get("promptFeedback")
+    block = feedback.get("blockReason") if isinstance(feedback, dict) else None
+    facts = []
+    if isinstance(block, str):
+        facts.append(f"prompt blocked: {block}")
+    if finish:
+        facts.append(f"finish reason: {finish}")
+    said = " ".join(t for t in texts if t)
+    if len(said) > 1000:
+        said = said[:997] + "..."
+    message = "Gemini answered without an image"
+    message += f" ({'; '.join(facts)})" if facts else ""
+    message += f'. The model said: "{said}"' if said else "."
+    message = _cloud.scrub(message, settings)
+    return ContentRefusedError(
+        message,
+        provider="gemini",
+        status_code=200,
+        detail={
+            "text": _cloud.scrub(said, settings),
+            "finish_reason": finish,
+            "block_reason": block,
+        },
+        reason=f"no image ({block or finish or 'refused'})",
+    )
+
+
+class GeminiProvider(Provider):
+    """``generateContent`` with image output; up to 10 reference images."""
+
+    name: ClassVar[str] = "gemini"
+    label: ClassVar[str] = "Gemini"
+
+    def __init__(self, *, retry: _cloud.RetryPolicy | None = None) -> None:
+        self.retry = retry
+
+    def __repr__(self) -> str:
+        return "GeminiProvider()"
+
+    def unavailable_reason(self, settings: Settings) -> str | None:
+        return None if settings.has_key(self.name) else _cloud.missing_key_reason(self.name)
+
+    def validate(self, request: GenerationRequest) -> None:
+        unknown = sorted(set(request.extra) - set(EXTRAS))
+        if unknown:
+            raise InvalidRequestError(
+                f"Gemini does not take {', '.join(unknown)}; it takes {', '.join(EXTRAS)}."
+            )
+
+    def build_body(
+        self, request: GenerationRequest, references: list[tuple[str, str]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(JSON body, the settings sent, for ``params``)."""
+        parts: list[dict[str, Any]] = [
+            {"inlineData": {"mimeType": mime, "data": data}} for mime, data in references
+        ]
+        parts.append({"text": request.prompt})
+        image_config: dict[str, Any] = {}
+        aspect = request.extra.get("aspect_ratio") or _cloud.nearest(
+            request.width, request.height, ASPECT_RATIOS
+        )
+        if aspect != "1:1":  # square is the default; send nothing then
+            image_config["aspectRatio"] = aspect
+        if request.extra.get("image_size"):
+            image_config["imageSize"] = request.extra["image_size"]
+        config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
+        if image_config:
+            config["imageConfig"] = image_config
+        body = {"contents": [{"parts": parts}], "generationConfig": config}
+        sent: dict[str, Any] = {"aspect_ratio": aspect}
+        if "imageSize" in image_config:
+            sent["image_size"] = image_config["imageSize"]
+        return body, sent
+
+    async def generate(self, request: GenerationRequest, settings: Settings) -> Generation:
+        key = _cloud.require_key(settings, GEMINI)
+        started = time.perf_counter()
+        spec = CATALOG[request.model]
+        references = (
+            await asyncio.to_thread(
+                lambda: [_cloud.encode_reference(r) for r in request.references]
+            )
+            if request.references
+            else []
+        )
+        body, sent = self.build_body(request, references)
+        data = await _cloud.call_json(
+            GEMINI,
+            "POST",
+            f"{BASE_URL}/models/{spec.api_id}:generateContent",
+            settings=settings,
+            key=key,
+            timeout=TIMEOUT,
+            json_body=body,
+            policy=self.retry,
+        )
+        if not isinstance(data, dict):
+            raise BadResponseError("Gemini's answer is not a JSON object.", provider=self.name)
+        image_b64 = None
+        texts: list[str] = []
+        candidates = data.get("candidates")
+        for candidate in candidates if isinstance(candidates, list) else ():
+            content = candidate.get("content") if isinstance(candidate, dict) else None
+            parts = content.get("parts") if isinstance(content, dict) else None
+            if isinstance(parts, list):
+                image_b64 = _image_part(parts)
+                texts = [
+                    p["text"]
+                    for p in parts
+                    if isinstance(p, dict)
+                    and isinstance(p.get("text"), str)
+                    and not p.get("thought")
+                ]
+                if image_b64:
+                    break
+        if not image_b64:
+            raise _refusal(data, settings)
+        png, width, height = await asyncio.to_thread(_cloud.decode_image, image_b64, GEMINI)
+        usage = data.get("usageMetadata")
+        cost = gemini_cost(spec.api_id, usage)
+        params: dict[str, Any] = {
+            "prompt": request.prompt,
+            "model": request.model,
+            "api_id": spec.api_id,
+            "provider": self.name,
+            "width": width,
+            "height": height,
+            "requested_width": request.width,
+            "requested_height": request.height,
+            **sent,
+            "references": len(request.references),
+            "reference_hash": request.reference_hash,
+        }
+        said = " ".join(t.strip() for t in texts if t.strip())
+        if said:
+            params["model_text"] = _cloud.scrub(said, settings)
+        if isinstance(usage, dict):
+            params["usage"] = {k: v for k, v in usage.items() if isinstance(v, int)}
+        return Generation(
+            png_bytes=png,
+            seed=None,
+            model=request.model,
+            provider=self.name,
+            params=params,
+            elapsed_s=time.perf_counter() - started,
+            cost_usd=cost if cost is not None else spec.estimated_cost(width, height),
+            request=request,
+        )
