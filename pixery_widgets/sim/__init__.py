@@ -1,0 +1,28 @@
+"""A stand-in for the self-hosted SDXL server: same routes, JSON, validation and
+blocking, deterministic pictures, and faults on demand. No GPU needed.
+
+    with run_simulator(SimConfig(gen_seconds=0)) as sim:
+        httpx.get(f"{sim.url}/health")
+
+or from a shell: ``python -m pixery_widgets.sim --port 8000``.
+"""
+
+from ._app import GenerateRequest, create_app
+from ._config import MODELS, ModelInfo, SimConfig
+from ._faults import Fault, FaultKind, parse_fault_spec
+from ._server import SimServer, run_simulator
+from ._state import LoggedRequest
+
+__all__ = [
+    "MODELS",
+    "Fault",
+    "FaultKind",
+    "GenerateRequest",
+    "LoggedRequest",
+    "ModelInfo",
+    "SimConfig",
+    "SimServer",
+    "create_app",
+    "parse_fault_spec",
+    "run_simulator",
+]

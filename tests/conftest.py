@@ -1,0 +1,73 @@
+# ---------------------------------------------------------------------------
+# Simulator fixtures (pixery_widgets.sim): real HTTP over loopback, no GPU.
+# ---------------------------------------------------------------------------
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pixery_widgets.sim import SimConfig, SimServer
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Callable[..., SimServer]]:
+    """Start simulators from SimConfig keyword arguments (plus ``port=``);
+    gen_seconds and switch_seconds default to 0. All are stopped at teardown."""
+    started: list[SimServer] = []
+
+    def start(port: int = 0, **config: Any) -> SimServer:
+        config.setdefault("gen_seconds", 0)
+        config.setdefault("switch_seconds", 0)
+        server = SimServer(SimConfig(**config), port=port).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sim(sim_factory: Callable[..., SimServer]) -> SimServer:
+    """A running simulator that answers at once (gen_seconds=0, switch_seconds=0)."""
+    return sim_factory()
+
+
+@pytest.fixture
+def hanging_port() -> Iterator[str]:
+    """URL of a server that accepts connections and never answers (a stuck box)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept_forever() -> None:
+        while not done.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except (TimeoutError, OSError):
+                continue
+
+    thread = threading.Thread(target=accept_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    done.set()
+    thread.join(1.0)
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """URL of a port nothing listens on: connecting is refused at once."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# --- end of simulator fixtures ----------------------------------------------

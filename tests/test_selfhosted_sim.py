@@ -1,0 +1,231 @@
+"""The self-hosted client against the simulator, over real loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+import pixery_widgets as px
+from pixery_widgets import (
+    ModelUnavailableError,
+    RequestRejectedError,
+    ServerState,
+    UnknownLoraError,
+    acheck_selfhosted,
+    agenerate,
+    load_settings,
+)
+from pixery_widgets.providers.selfhosted import SelfHostedClient
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def settings_for(url: str, **env: str):
+    return load_settings({"SELFHOSTED_API_URL": url, **env})
+
+
+def test_a_healthy_server_reports_health_models_and_loras(sim):
+    status = run(acheck_selfhosted(settings_for(sim.url)))
+    assert status.state is ServerState.HEALTHY
+    assert status.health.available_models == ("animagine", "pony", "noobai")
+    assert status.health.gpu_name
+    assert set(status.models) == {"animagine", "pony", "noobai"}
+    assert status.models["pony"].default_steps == 25
+    assert status.loras == tuple(sim.config.loras)
+    assert "Healthy" in status.summary()
+
+
+def test_no_model_loaded_counts_as_healthy(sim_factory):
+    sim = sim_factory(start_loaded=None)
+    status = run(acheck_selfhosted(settings_for(sim.url)))
+    assert status.state is ServerState.HEALTHY
+    assert status.health.status == "no_model_loaded"
+    assert status.local_models == ("animagine", "pony", "noobai")
+
+
+def test_models_and_loras_are_fetched_concurrently_after_health(sim_factory):
+    sim = sim_factory()
+    run(acheck_selfhosted(settings_for(sim.url)))
+    paths = [entry.path for entry in sim.request_log]
+    assert paths[0] == "/health"
+    assert sorted(paths[1:]) == ["/loras", "/models"]
+
+
+def test_same_seed_gives_the_same_bytes_and_different_prompts_differ(sim):
+    s = settings_for(sim.url)
+    a = run(
+        agenerate(
+            "a red fox in snow", model="animagine", seed=42, width=768, height=1344, settings=s
+        )
+    )
+    b = run(
+        agenerate(
+            "a red fox in snow", model="animagine", seed=42, width=768, height=1344, settings=s
+        )
+    )
+    c = run(
+        agenerate(
+            "a blue whale at night", model="animagine", seed=42, width=768, height=1344, settings=s
+        )
+    )
+    assert a.png_bytes == b.png_bytes
+    assert a.png_bytes != c.png_bytes
+    assert a.image.size == (768, 1344) and a.seed == 42
+    assert a.params["width"] == 768 and a.params["model"] == "animagine"
+
+
+def test_a_random_seed_is_reported_back(sim):
+    g = run(agenerate("a cat", model="pony", settings=settings_for(sim.url)))
+    assert isinstance(g.seed, int)
+
+
+def test_lora_and_reference_reach_the_server(sim):
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (250, 10, 10)).save(buf, format="PNG")
+    lora = sim.config.loras[0]
+    g = run(
+        agenerate(
+            "a cat",
+            model="noobai",
+            seed=1,
+            lora=lora,
+            lora_scale=1.1,
+            reference=buf.getvalue(),
+            ip_adapter_scale=0.4,
+            settings=settings_for(sim.url),
+        )
+    )
+    body = sim.request_log[-1].json
+    assert body["lora_name"] == lora and body["lora_scale"] == 1.1
+    assert body["reference_image"] and body["ip_adapter_scale"] == 0.4
+    assert g.image.size == (1024, 1024)
+
+
+def test_an_unknown_lora_is_refused_before_generating(sim):
+    with pytest.raises(UnknownLoraError, match="Available LoRAs"):
+        run(agenerate("a cat", lora="no_such_lora", settings=settings_for(sim.url)))
+    assert "/generate" not in [entry.path for entry in sim.request_log]
+
+
+def test_a_missing_checkpoint_reports_the_servers_words(sim_factory):
+    sim = sim_factory(missing={"pony"})
+    status = run(acheck_selfhosted(settings_for(sim.url)))
+    menu = {e.id: e for e in px.model_menu(status, keys=())}
+    assert menu["pony"].reason == "not downloaded"
+    with pytest.raises(ModelUnavailableError) as info:
+        run(agenerate("a cat", model="pony", settings=settings_for(sim.url)))
+    assert info.value.status_code == 503 and "pony" in str(info.value)
+
+
+def test_server_side_validation_errors_carry_the_server_detail(sim):
+    client = SelfHostedClient(sim.url)
+    from pixery_widgets._types import GenerationRequest
+
+    too_big = GenerationRequest(
+        prompt="a cat", model="animagine", provider="selfhosted", width=4096
+    )
+    with pytest.raises(RequestRejectedError, match="width") as info:
+        run(client.generate(too_big))
+    assert info.value.status_code == 422 and isinstance(info.value.detail, list)
+    unknown = GenerationRequest(prompt="a cat", model="sd15", provider="selfhosted")
+    with pytest.raises(RequestRejectedError, match="animagine") as info:
+        run(client.generate(unknown))
+    assert info.value.status_code == 400
+
+
+def test_switch_model_prewarms(sim):
+    client = SelfHostedClient(sim.url)
+    assert run(client.switch_model("pony")) == "pony"
+    assert run(client.health()).current_model == "pony"
+
+
+def test_a_server_that_never_answers_is_offline_timed_out_within_2_5_s(hanging_port):
+    started = time.monotonic()
+    status = run(acheck_selfhosted(settings_for(hanging_port)))
+    elapsed = time.monotonic() - started
+    assert status.state is ServerState.OFFLINE and status.reason == "timed out"
+    assert elapsed < 2.5
+
+
+def test_a_closed_port_is_offline_refused_at_once(closed_port_url):
+    started = time.monotonic()
+    status = run(acheck_selfhosted(settings_for(closed_port_url)))
+    assert status.state is ServerState.OFFLINE and status.reason == "connection refused"
+    assert time.monotonic() - started < 1.0
+
+
+def test_not_configured_when_the_url_is_absent(tmp_path, monkeypatch):
+    monkeypatch.delenv("SELFHOSTED_API_URL", raising=False)
+    status = run(acheck_selfhosted(load_settings({}, cwd=tmp_path, home=tmp_path)))
+    assert status.state is ServerState.NOT_CONFIGURED
+    assert "SELFHOSTED_API_URL" in status.summary()
+
+
+def test_a_timeout_during_our_own_generation_means_busy_not_offline(sim_factory):
+    sim = sim_factory(gen_seconds=1.5)
+    s = settings_for(sim.url)
+
+    async def scenario():
+        drawing = asyncio.create_task(agenerate("a cat", seed=1, settings=s))
+        await asyncio.sleep(0.3)
+        during = await acheck_selfhosted(s, timeout=0.5)
+        await drawing
+        after = await acheck_selfhosted(s)
+        return during, after
+
+    during, after = run(scenario())
+    assert during.state is ServerState.BUSY
+    assert after.state is ServerState.HEALTHY
+
+
+def test_a_server_gone_after_answering_keeps_its_model_list_in_the_menu(sim_factory):
+    sim = sim_factory(available_models=["animagine", "mystery-xl"])
+    s = settings_for(sim.url)
+    assert run(acheck_selfhosted(s)).state is ServerState.HEALTHY
+    sim.stop()
+    status = run(acheck_selfhosted(s))
+    assert status.state is ServerState.OFFLINE
+    local = [e.id for e in px.model_menu(status, keys=()) if e.is_local]
+    assert local == ["animagine", "mystery-xl"]
+
+
+SCRIPT = """
+import os, pixery_widgets as px
+g = px.generate("a lighthouse", model="animagine", seed=3)
+g2 = px.generate("a lighthouse", model="animagine", seed=3)
+print(g.seed, g.image.size, g.png_bytes == g2.png_bytes)
+"""
+
+
+def test_the_sync_twin_works_in_a_plain_script(sim, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "SELFHOSTED_API_URL": sim.url,
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "PIXERY_ARCHIVE_DIR": str(tmp_path / "out"),
+        },
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", "(1024,", "1024)", "True"]
+
+
+def test_the_sync_twin_works_inside_a_running_event_loop(sim):
+    async def inside_a_kernel_like_loop():
+        return px.generate("a cat", seed=5, settings=settings_for(sim.url))
+
+    g = run(inside_a_kernel_like_loop())
+    assert g.seed == 5
