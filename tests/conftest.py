@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,3 +72,9 @@ def closed_port_url() -> str:
 
 
 # --- end of simulator fixtures ----------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the slow browser tests last, so quick failures show first."""
+    browser_dir = Path(__file__).parent / "browser"
+    items.sort(key=lambda item: browser_dir in Path(str(item.path)).parents)

@@ -111,7 +111,9 @@ def jupyter_lab(jupyter_lab_factory: Callable[..., JupyterLabServer]) -> Jupyter
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop marked as running while it
+# lives, which would break asyncio.run() in every test collected after this package.
+@pytest.fixture(scope="package")
 def chromium_browser():
     if os.environ.get(SKIP_ENV) == "1":
         pytest.skip(f"{SKIP_ENV}=1: browser tests skipped explicitly")
