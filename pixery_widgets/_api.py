@@ -6,9 +6,12 @@ a widget, a cell or a script.
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Sequence
 from typing import Any
 
+from ._archive import Archive, get_archive
 from ._catalog import resolve_model
 from ._config import KEY_ENV_NAMES, Settings, load_settings
 from ._errors import ConfigurationError, MissingAPIKeyError, UnknownModelError
@@ -71,12 +74,15 @@ async def agenerate(
     lora: str | None = None,
     lora_scale: float = 0.8,
     settings: Settings | None = None,
+    archive: bool | Archive | str | os.PathLike[str] = True,
     **extra: Any,
 ) -> Generation:
     """Make one image with ``model`` (an id or alias) and return it.
 
     Everything checkable is checked first (``InvalidRequestError``); settings
-    are read afresh unless given.
+    are read afresh unless given. The image is archived the moment it arrives
+    (``archive``: True for ``PIXERY_ARCHIVE_DIR``, a path or an ``Archive``, or
+    False); an ``ArchiveError`` carries the image as ``.generation``.
     """
     settings = settings if settings is not None else load_settings()
     request = await prepare_request(
@@ -96,7 +102,13 @@ async def agenerate(
         extra=extra or None,
     )
     generation = await get_provider(request.provider).generate(request, settings)
-    LEDGER.record(generation)
+    try:
+        if archive is not False:
+            target = await asyncio.to_thread(get_archive, archive, settings)
+            if target is not None:
+                await target.asave(generation)
+    finally:
+        LEDGER.record(generation)
     return generation
 
 
