@@ -1,0 +1,381 @@
+"""``PixeryPanel``: the status, the model menu, the form, and the images, in one widget.
+
+It shows at once, with what is known without asking (no network on the
+caller's path), and checks the self-hosted server in the background on the
+kernel's event loop. Its buttons start background tasks, so Cancel works
+while no cell runs. The rules live in ``PanelController`` and
+``ServerWatcher``; this module only draws them and forwards clicks.
+
+Outside a running event loop (a plain script) the panel still constructs; the
+server check then runs on the first ``await panel.refresh()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import html
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+
+from .._catalog import SDXL_SIZES
+from .._config import Settings, load_settings
+from .._ledger import LEDGER, CostLedger
+from .._menu import MenuEntry
+from .._panel_logic import FormValues, PanelController
+from .._types import Generation, SelfHostedStatus
+from .._watcher import ServerWatcher
+from ._tasks import spawn
+from .image_output import ImageOutput
+from .lora import LoraPicker
+from .model_dropdown import ModelDropdown
+from .status import StatusIndicator
+
+__all__ = ["PixeryPanel"]
+
+#: Seconds between updates of the elapsed time while generating.
+TICK_SECONDS = 0.2
+
+_LABEL = {"description_width": "72px"}
+
+
+def _size_label(size: tuple[int, int]) -> str:
+    return f"{size[0]}×{size[1]}"
+
+
+def _small(text: str, *, colour: str = "var(--jp-ui-font-color2,#616161)") -> str:
+    return (
+        f'<span style="color:{colour};font-size:var(--jp-ui-font-size1,13px)">'
+        f"{html.escape(text)}</span>"
+    )
+
+
+class PixeryPanel(w.VBox):
+    """Make images from a notebook, with your own server or the cloud.
+
+    ``settings`` is the configuration to start from (default: read now);
+    ``load`` is what Refresh uses to re-read it (default: ``load_settings``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        load: Callable[[], Settings] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
+        load = load or load_settings
+        self.watcher = ServerWatcher(settings if settings is not None else load(), load=load)
+        self.controller = PanelController(self.watcher, clock=clock)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._syncing = False
+        self._ticker: asyncio.Task[None] | None = None
+
+        self.status_indicator = StatusIndicator(self.watcher)
+        self.model_dropdown = ModelDropdown()
+        self.lora_picker = LoraPicker(enabled=False)
+        self.prompt = w.Textarea(
+            placeholder="Describe the image, e.g. 1girl, solo, lighthouse at dusk",
+            description="Prompt",
+            rows=3,
+            layout=w.Layout(width="100%"),
+            style=_LABEL,
+        )
+        self.negative_prompt = w.Textarea(
+            placeholder="What to keep out (empty: the server's default)",
+            description="Negative",
+            rows=2,
+            layout=w.Layout(width="100%"),
+            style=_LABEL,
+        )
+        self.size = w.Dropdown(
+            options=[(_size_label(s), s) for s in SDXL_SIZES],
+            value=SDXL_SIZES[0],
+            description="Size",
+            layout=w.Layout(width="200px"),
+            style=_LABEL,
+        )
+        self.seed = w.Text(
+            placeholder="random",
+            description="Seed",
+            layout=w.Layout(width="190px"),
+            style={"description_width": "40px"},
+        )
+        self.steps = w.BoundedIntText(
+            value=28,
+            min=1,
+            max=50,
+            description="Steps",
+            layout=w.Layout(width="130px"),
+            style={"description_width": "44px"},
+        )
+        self.cfg = w.BoundedFloatText(
+            value=5.0,
+            min=1.0,
+            max=20.0,
+            step=0.5,
+            description="CFG",
+            layout=w.Layout(width="130px"),
+            style={"description_width": "36px"},
+        )
+        self.reference = w.FileUpload(
+            accept="image/*",
+            multiple=False,
+            description="Reference image",
+            layout=w.Layout(width="auto"),
+        )
+        self.clear_reference = w.Button(
+            description="Remove",
+            icon="times",
+            tooltip="Generate without a reference image",
+            layout=w.Layout(width="auto", display="none"),
+        )
+        self.ip_adapter_scale = w.FloatSlider(
+            value=0.7,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="IP-Adapter",
+            readout_format=".2f",
+            continuous_update=False,
+            layout=w.Layout(width="280px"),
+            style=_LABEL,
+        )
+        self.generate_button = w.Button(
+            description="Generate",
+            button_style="primary",
+            layout=w.Layout(width="120px"),
+        )
+        self.elapsed = w.HTML(_small(""))
+        self.cost = w.HTML(_small(LEDGER.summary()))
+        self.message = w.HTML("")
+        self.image_output = ImageOutput()
+
+        def row(*parts: w.Widget) -> w.HBox:  # a Layout each: hiding one row must not hide all
+            layout = w.Layout(align_items="center", flex_flow="row wrap", width="100%")
+            box = w.HBox(list(parts), layout=layout)
+            box.add_class("pixery-row")
+            return box
+
+        self._negative_row = w.Box([self.negative_prompt], layout=w.Layout(width="100%"))
+        self._steps_cfg = w.HBox([self.steps, self.cfg])
+        self._reference_row = row(self.reference, self.clear_reference, self.ip_adapter_scale)
+        children = [
+            self.status_indicator,
+            row(self.model_dropdown, self.lora_picker),
+            self.prompt,
+            self._negative_row,
+            row(self.size, self.seed, self._steps_cfg),
+            self._reference_row,
+            row(self.generate_button, self.elapsed, self.cost),
+            self.message,
+            self.image_output,
+        ]
+        super().__init__(children, **kwargs)
+        self.add_class("pixery-panel")
+        self.layout.max_width = "940px"
+        self.layout.border = "var(--jp-border-width, 1px) solid var(--jp-border-color2, #e0e0e0)"
+        self.layout.padding = "8px 12px"
+
+        self.model_dropdown.observe(self._on_model_picked, "value")
+        self.generate_button.on_click(self._on_generate_click)
+        self.reference.observe(self._on_reference, "value")
+        self.clear_reference.on_click(self._on_clear_reference)
+        self._unsubscribe_controller = self.controller.subscribe(self._on_controller)
+        self._unsubscribe_ledger = LEDGER.subscribe(self._on_ledger)
+        self._render_form()
+        self.watcher.start()
+
+    # -- what scripts and tests read ------------------------------------------------------
+
+    @property
+    def server_status(self) -> SelfHostedStatus:
+        """The self-hosted server's status as the panel shows it now."""
+        return self.watcher.status
+
+    @property
+    def menu(self) -> list[MenuEntry]:
+        """The model menu as the panel shows it now, in order."""
+        return list(self.controller.menu)
+
+    @property
+    def model(self) -> str | None:
+        """The chosen model's id."""
+        return self.controller.selection
+
+    @property
+    def generate_task(self) -> asyncio.Task[Generation | None] | None:
+        """The running generation, or ``None``."""
+        return self.controller.generate_task
+
+    @property
+    def last_generation(self) -> Generation | None:
+        return self.controller.last_generation
+
+    async def refresh(self) -> SelfHostedStatus:
+        """Re-read the settings (SELFHOSTED_API_URL, keys, ``.env``) and check the server now."""
+        return await self.watcher.refresh()
+
+    async def wait_idle(self) -> None:
+        """Wait until the generation, checks it caused, and drawing its image are over."""
+        while True:
+            await self.controller.wait_idle()
+            pending = [t for t in self._tasks if not t.done()]
+            if not pending and not self.controller.running:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def choose(self, model_id: str) -> bool:
+        """Pick a model as the user would; False (and no change) for a greyed entry."""
+        self.model_dropdown.value = model_id
+        return self.controller.selection == model_id
+
+    def form_values(self) -> FormValues:
+        """What the form holds now."""
+        upload = self.reference.value
+        reference = bytes(upload[0]["content"]) if upload else None
+        return FormValues(
+            prompt=self.prompt.value,
+            negative_prompt=self.negative_prompt.value,
+            size=tuple(self.size.value),  # type: ignore[arg-type]
+            seed=self.seed.value,
+            steps=self.steps.value,
+            cfg_scale=self.cfg.value,
+            reference=reference,
+            ip_adapter_scale=self.ip_adapter_scale.value,
+            lora=self.lora_picker.lora,
+            lora_scale=self.lora_picker.lora_scale,
+        )
+
+    # -- from the controller to the widgets -----------------------------------------------
+
+    def _on_controller(self, controller: PanelController, what: str) -> None:
+        if what in ("status", "selection"):
+            self._render_form()
+        elif what == "generation":
+            self._render_generation()
+        elif what == "message":
+            self._render_message()
+
+    def _render_form(self) -> None:
+        ctrl = self.controller
+        view = ctrl.view()
+        self._syncing = True
+        try:
+            with self.model_dropdown.hold_sync():
+                self.model_dropdown.set_entries(
+                    [dataclasses.asdict(e) for e in ctrl.menu], ctrl.selection
+                )
+                self.model_dropdown.user_chose = ctrl.user_chose
+        finally:
+            self._syncing = False
+        self.lora_picker.show(view.loras, enabled=view.lora_enabled, note=view.lora_note)
+        self.generate_button.disabled = view.model is None and not ctrl.running
+        self._negative_row.layout.display = None if view.takes_negative_prompt else "none"
+        self.seed.disabled = not view.takes_seed
+        self.seed.placeholder = "random" if view.takes_seed or not view.model else "not used"
+        self._steps_cfg.layout.display = None if view.takes_steps_cfg else "none"
+        fill = ctrl.steps_cfg_to_show(self.steps.value, self.cfg.value)
+        if fill is not None:
+            steps, cfg = fill
+            if steps is not None:
+                self.steps.value = steps
+            if cfg is not None:
+                self.cfg.value = cfg
+        self._reference_row.layout.display = None if view.takes_reference else "none"
+        self.ip_adapter_scale.layout.display = (
+            None if view.takes_reference and view.is_local else "none"
+        )
+        self._render_message()
+
+    def _render_generation(self) -> None:
+        ctrl = self.controller
+        if ctrl.running:
+            self.generate_button.description = "Cancel"
+            self.generate_button.button_style = "warning"
+            self.image_output.show_note(f"Generating with {ctrl.view().label}…")
+            if self._ticker is None or self._ticker.done():
+                self._ticker = spawn(self._tick(), self._tasks, self._show_failure)
+            return
+        self.generate_button.description = "Generate"
+        self.generate_button.button_style = "primary"
+        self._show_elapsed()
+        if ctrl.last_outcome == "done" and ctrl.last_generation is not None:
+            generation = ctrl.last_generation
+            if (
+                spawn(
+                    self.image_output.ashow_generation(generation), self._tasks, self._show_failure
+                )
+                is None
+            ):
+                self.image_output.show_generation(generation)
+        elif ctrl.last_outcome == "failed":
+            self.image_output.show_error(ctrl.last_error or "Unknown error.")
+        elif ctrl.last_outcome == "cancelled":
+            self.image_output.show_note("Cancelled.")
+        self._render_message()
+
+    def _render_message(self) -> None:
+        text = self.controller.message
+        self.message.value = _small(text) if text else ""
+
+    def _show_elapsed(self) -> None:
+        seconds = self.controller.elapsed()
+        text = f"{seconds:.1f} s" if seconds or self.controller.running else ""
+        value = _small(text)
+        if self.elapsed.value != value:
+            self.elapsed.value = value
+
+    async def _tick(self) -> None:
+        while self.controller.running:
+            self._show_elapsed()
+            await asyncio.sleep(TICK_SECONDS)
+        self._show_elapsed()
+
+    def _show_failure(self, text: str) -> None:
+        self.image_output.show_error(f"Something went wrong in the panel: {text}")
+
+    def _on_ledger(self, ledger: CostLedger) -> None:
+        self.cost.value = _small(ledger.summary())
+
+    # -- from the widgets to the controller -----------------------------------------------
+
+    def _on_model_picked(self, change: dict[str, Any]) -> None:
+        if self._syncing or change["new"] is None:
+            return
+        if not self.controller.choose(change["new"]):
+            self._render_form()  # refused: show the controller's choice again
+
+    def _on_generate_click(self, _button: w.Button) -> None:
+        if self.controller.running:
+            self.controller.cancel()
+            return
+        self.controller.start_generation(self.form_values())
+
+    def _on_reference(self, change: dict[str, Any]) -> None:
+        self.clear_reference.layout.display = None if change["new"] else "none"
+
+    def _on_clear_reference(self, _button: w.Button) -> None:
+        self.reference.value = ()
+
+    def close(self) -> None:
+        """Stop checking the server, cancel what runs, and close every part."""
+        self._unsubscribe_ledger()
+        self._unsubscribe_controller()
+        self.controller.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for child in self.children:
+            _close_tree(child)
+        super().close()
+
+
+def _close_tree(widget: w.Widget) -> None:
+    """Close a widget and everything inside it (``Widget.close`` does not recurse)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()

@@ -1,0 +1,284 @@
+"""PanelController: the menu and its selection, the form for the chosen model,
+generating, cancelling and pre-warming, without any widget."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pixery_widgets._config import Settings, load_settings
+from pixery_widgets._errors import InvalidRequestError
+from pixery_widgets._panel_logic import FormValues, PanelController, parse_seed
+from pixery_widgets._status import forget_known_models
+from pixery_widgets._types import HealthInfo, LocalModelInfo, SelfHostedStatus, ServerState
+from pixery_widgets._watcher import ServerWatcher
+
+URL = "http://203.0.113.7:8000"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session_memory():
+    forget_known_models()
+    yield
+    forget_known_models()
+
+
+def settings_loader(tmp_path: Path, **env: str) -> Callable[[], Settings]:
+    return lambda: load_settings(environ=env, cwd=tmp_path, home=tmp_path)
+
+
+def healthy(current: str = "animagine", loras: tuple[str, ...] = ("detail",)) -> SelfHostedStatus:
+    health = HealthInfo(
+        status="healthy",
+        current_model=current,
+        available_models=("animagine", "pony", "noobai"),
+        gpu_name="RTX 4090",
+    )
+    models = {
+        "animagine": LocalModelInfo("animagine", default_steps=30, default_cfg=6.0),
+        "pony": LocalModelInfo("pony", default_steps=25, default_cfg=7.0),
+        "noobai": LocalModelInfo("noobai", downloaded=False),
+    }
+    return SelfHostedStatus(ServerState.HEALTHY, url=URL, health=health, models=models, loras=loras)
+
+
+def controller_with(status: SelfHostedStatus | None, tmp_path: Path, **env: str) -> PanelController:
+    """A controller whose watcher already shows ``status`` (no network)."""
+    if status is not None:
+        env.setdefault("SELFHOSTED_API_URL", URL)
+    watcher = ServerWatcher(load=settings_loader(tmp_path, **env))
+
+    async def check(_settings: Settings) -> SelfHostedStatus:
+        assert status is not None
+        return status
+
+    watcher._check = check
+    controller = PanelController(watcher)
+    if status is not None:
+        asyncio.run(watcher.check_now())
+    return controller
+
+
+# -- menu and selection -----------------------------------------------------------------
+
+
+def test_without_server_or_keys_nothing_is_selected(tmp_path):
+    ctrl = controller_with(None, tmp_path)
+    assert all(not e.is_local for e in ctrl.menu)
+    assert ctrl.selection is None
+    assert not ctrl.view().can_generate
+
+
+def test_a_key_makes_its_models_selectable_and_the_first_one_the_default(tmp_path):
+    ctrl = controller_with(None, tmp_path, FAL_KEY="fal-secret")
+    enabled = [e.id for e in ctrl.menu if e.enabled]
+    assert enabled and all(e.provider == "fal" for e in ctrl.menu if e.enabled)
+    assert ctrl.selection == enabled[0]
+
+
+def test_healthy_server_makes_the_first_local_model_the_default(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path, FAL_KEY="k")
+    assert ctrl.menu[0].id == "animagine"
+    assert ctrl.selection == "animagine"
+
+
+def test_a_users_choice_survives_the_server_turning_healthy(tmp_path):
+    ctrl = controller_with(None, tmp_path, FAL_KEY="k", SELFHOSTED_API_URL=URL)
+    assert ctrl.choose("flux-pro")
+    ctrl.watcher._check = lambda _s: _answer(healthy())
+    asyncio.run(ctrl.watcher.check_now())
+    assert ctrl.menu[0].is_local
+    assert ctrl.selection == "flux-pro"
+
+
+async def _answer(status: SelfHostedStatus) -> SelfHostedStatus:
+    return status
+
+
+def test_a_greyed_entry_cannot_be_chosen(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path)
+    assert not ctrl.choose("noobai")  # not downloaded
+    assert not ctrl.choose("gemini-flash")  # no key
+    assert not ctrl.choose("no-such-model")
+    assert ctrl.selection == "animagine"
+    assert not ctrl.user_chose
+
+
+# -- the form for the chosen model --------------------------------------------------------
+
+
+def test_local_model_form_has_negative_prompt_steps_cfg_loras_and_server_defaults(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path)
+    view = ctrl.view()
+    assert view.is_local and view.takes_negative_prompt and view.takes_steps_cfg
+    assert view.takes_reference and view.takes_seed
+    assert (view.default_steps, view.default_cfg) == (30, 6.0)  # the server's, not the catalog's
+    assert view.lora_enabled and view.loras == ("detail",)
+
+
+def test_cloud_model_form_has_no_negative_prompt_steps_or_loras(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path, GEMINI_API_KEY="g")
+    assert ctrl.choose("gemini-flash")
+    view = ctrl.view()
+    assert not view.takes_negative_prompt and not view.takes_steps_cfg and not view.takes_seed
+    assert view.takes_reference  # Gemini takes reference images
+    assert not view.lora_enabled and "own server" in view.lora_note
+
+
+def test_lora_picker_says_when_the_server_has_none(tmp_path):
+    ctrl = controller_with(healthy(loras=()), tmp_path)
+    view = ctrl.view()
+    assert view.lora_enabled and view.loras == ()
+    assert view.lora_note == "Your server has no LoRAs."
+
+
+def test_loras_are_off_while_the_server_is_unreachable(tmp_path):
+    offline = SelfHostedStatus(ServerState.OFFLINE, url=URL, reason="timed out")
+    ctrl = controller_with(offline, tmp_path)
+    ctrl.selection = "animagine"  # as kept from a choice made while it was up
+    view = ctrl.view()
+    assert not view.lora_enabled and "reachable" in view.lora_note
+
+
+def test_steps_and_cfg_follow_the_model_but_keep_the_users_edits(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path)
+    assert ctrl.steps_cfg_to_show(28, 5.0) == (30, 6.0)
+    assert ctrl.steps_cfg_to_show(30, 6.0) is None  # nothing new
+    assert ctrl.steps_cfg_to_show(12, 6.0) is None  # the user's edit stays
+    ctrl.choose("pony")
+    assert ctrl.steps_cfg_to_show(12, 6.0) == (25, 7.0)  # another model: its defaults
+
+
+def test_request_kwargs_leave_out_what_the_model_does_not_take(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path, OPENAI_API_KEY="o")
+    form = FormValues(
+        prompt="a cat",
+        negative_prompt="blurry",
+        size=(832, 1216),
+        seed="7",
+        steps=20,
+        cfg_scale=4.5,
+        reference=b"png",
+        lora="detail",
+        lora_scale=0.5,
+    )
+    local = ctrl.request_kwargs(form)
+    assert local == {
+        "width": 832,
+        "height": 1216,
+        "seed": 7,
+        "negative_prompt": "blurry",
+        "steps": 20,
+        "cfg_scale": 4.5,
+        "reference": b"png",
+        "ip_adapter_scale": 0.7,
+        "lora": "detail",
+        "lora_scale": 0.5,
+    }
+    ctrl.choose("gpt-image")
+    assert ctrl.request_kwargs(form) == {"width": 832, "height": 1216}
+
+
+@pytest.mark.parametrize(("text", "seed"), [("", None), ("  ", None), ("42", 42), (" 7 ", 7)])
+def test_an_empty_seed_means_random(text, seed):
+    assert parse_seed(text) == seed
+
+
+def test_a_seed_that_is_not_a_number_is_refused_in_words():
+    with pytest.raises(InvalidRequestError, match="whole number"):
+        parse_seed("seven")
+
+
+# -- generating -----------------------------------------------------------------------------
+
+
+def test_bad_form_input_is_a_failure_shown_not_raised(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path)
+
+    async def body():
+        return ctrl.start_generation(FormValues(prompt="a cat", seed="x"))
+
+    assert asyncio.run(body()) is None
+    assert ctrl.last_outcome == "failed"
+    assert "seed" in (ctrl.last_error or "")
+    assert not ctrl.running
+
+
+def test_an_unexpected_exception_is_shown_in_words_and_the_panel_stays_usable(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path)
+
+    async def broken(*_a, **_k):
+        raise KeyError("oops")
+
+    ctrl._generate = broken
+
+    async def body():
+        task = ctrl.start_generation(FormValues(prompt="a cat"))
+        assert task is not None
+        await task
+        return ctrl.start_generation(FormValues(prompt="again"))
+
+    second = asyncio.run(body())
+    assert "Unexpected error: KeyError" in (ctrl.last_error or "")
+    assert second is not None  # a new generation could start
+
+
+def test_without_a_running_loop_generate_says_what_to_do_instead(tmp_path):
+    ctrl = controller_with(healthy(), tmp_path)
+    assert ctrl.start_generation(FormValues(prompt="a cat")) is None
+    assert "agenerate" in (ctrl.last_error or "")
+
+
+def test_generating_on_the_simulator_gives_an_image_and_rechecks_the_server(tmp_path, sim):
+    watcher = ServerWatcher(load=settings_loader(tmp_path, SELFHOSTED_API_URL=sim.url))
+    ctrl = PanelController(watcher)
+
+    async def body():
+        await watcher.refresh()
+        task = ctrl.start_generation(FormValues(prompt="a lighthouse", seed="3"))
+        assert task is not None and ctrl.running
+        generation = await task
+        await ctrl.wait_idle()
+        return generation
+
+    generation = asyncio.run(body())
+    assert generation is not None and generation.seed == 3
+    assert ctrl.last_generation is generation and ctrl.last_outcome == "done"
+    assert ctrl.elapsed() > 0
+    assert [r.path for r in sim.request_log].count("/health") >= 2  # re-checked afterwards
+
+
+def test_choosing_a_model_that_is_not_loaded_prewarms_it(tmp_path, sim):
+    watcher = ServerWatcher(load=settings_loader(tmp_path, SELFHOSTED_API_URL=sim.url))
+    ctrl = PanelController(watcher)
+    messages: list[str] = []
+    ctrl.subscribe(lambda c, what: messages.append(c.message) if what == "message" else None)
+
+    async def body():
+        await watcher.refresh()
+        assert ctrl.choose("pony")
+        await ctrl.wait_idle()
+
+    asyncio.run(body())
+    switches = [r.json for r in sim.request_log if r.path == "/switch-model"]
+    assert switches == [{"model": "pony"}]
+    assert messages[0] == "Loading pony on your server…"
+    assert messages[-1] == "pony is loaded on your server."
+    assert watcher.status.health is not None and watcher.status.health.current_model == "pony"
+    assert ctrl.entry("pony").loaded
+
+
+def test_choosing_the_loaded_model_sends_no_switch(tmp_path, sim):
+    watcher = ServerWatcher(load=settings_loader(tmp_path, SELFHOSTED_API_URL=sim.url))
+    ctrl = PanelController(watcher)
+
+    async def body():
+        await watcher.refresh()
+        assert ctrl.choose("animagine")
+        await ctrl.wait_idle()
+
+    asyncio.run(body())
+    assert not any(r.path == "/switch-model" for r in sim.request_log)

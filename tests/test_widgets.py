@@ -1,0 +1,538 @@
+"""The panel and its parts, without a browser, against the real simulator.
+
+Each test runs its body on an asyncio loop (``asyncio.run``) so the panel's
+background tasks (health checks, generations, pre-warming) really run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from pixery_widgets._config import Settings, load_settings
+from pixery_widgets._ledger import LEDGER
+from pixery_widgets._menu import MenuEntry
+from pixery_widgets._status import forget_known_models
+from pixery_widgets._types import ServerState
+from pixery_widgets.widgets import (
+    ImageOutput,
+    LoraPicker,
+    ModelDropdown,
+    PixeryPanel,
+    StatusIndicator,
+)
+from pixery_widgets.widgets.image_output import DISPLAY_SIDE
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session_memory():
+    forget_known_models()
+    yield
+    forget_known_models()
+
+
+class Env:
+    """The environment and .env files as a panel would read them; tests change ``values``."""
+
+    def __init__(self, tmp_path: Path, **values: str) -> None:
+        self.tmp_path = tmp_path
+        self.values = dict(values)
+
+    def load(self) -> Settings:
+        return load_settings(environ=self.values, cwd=self.tmp_path, home=self.tmp_path)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.01)
+
+
+def run(body: Callable[[], Any]) -> Any:
+    return asyncio.run(body())
+
+
+def ids(panel: PixeryPanel) -> list[str]:
+    return [e.id for e in panel.menu]
+
+
+def entry(panel: PixeryPanel, model_id: str) -> MenuEntry:
+    return next(e for e in panel.menu if e.id == model_id)
+
+
+def dropdown_entry(panel: PixeryPanel, model_id: str) -> dict[str, Any]:
+    return next(e for e in panel.model_dropdown.entries if e["id"] == model_id)
+
+
+def status_line(panel: PixeryPanel) -> str:
+    return panel.status_indicator.text.value
+
+
+def healthy(panel: PixeryPanel) -> bool:
+    return panel.server_status.state is ServerState.HEALTHY
+
+
+def idle(panel: PixeryPanel) -> bool:
+    return healthy(panel) and not panel.watcher.checking
+
+
+# -- display before network, and every server state ------------------------------------------
+
+
+def test_not_configured_shows_cloud_models_only_and_how_to_configure(tmp_path):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path).load)
+        await asyncio.sleep(0.05)
+        return panel
+
+    panel = run(body)
+    assert panel.server_status.state is ServerState.NOT_CONFIGURED
+    assert panel.menu and all(not e.is_local for e in panel.menu)
+    assert "not configured" in status_line(panel)
+    assert "SELFHOSTED_API_URL" in status_line(panel)
+    assert [e["id"] for e in panel.model_dropdown.entries] == ids(panel)
+    assert panel.model is None and panel.generate_button.disabled  # nothing usable yet
+
+
+def test_panel_draws_before_the_check_answers_with_local_models_checking(tmp_path, hanging_port):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=hanging_port).load)
+        # Nothing has been awaited yet: whatever shows was known without asking.
+        first = (panel.server_status.state, list(panel.menu), status_line(panel))
+        await until(lambda: panel.server_status.state is ServerState.OFFLINE, 4.0)
+        return panel, first
+
+    panel, (state, menu, line) = run(body)
+    assert state is ServerState.CHECKING
+    assert "Checking" in line
+    local = [e for e in menu if e.is_local]
+    assert [e.id for e in local] == ["animagine", "pony", "noobai"]
+    assert all(not e.enabled and e.reason == "checking…" for e in local)
+    assert menu.index(local[0]) > 0  # cloud first while checking
+    assert panel.server_status.reason == "timed out"
+    assert "Offline: timed out" in status_line(panel)
+    assert all(e.reason == "offline" for e in panel.menu if e.is_local)
+
+
+def test_every_row_of_the_form_is_shown_while_checking(tmp_path, hanging_port):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=hanging_port).load)
+        panel.close()
+        return panel
+
+    panel = run(body)
+    rows = [c for c in panel.children if panel.model_dropdown in getattr(c, "children", ())]
+    assert rows and rows[0].layout.display != "none"  # hiding the reference row hid it once
+    assert panel._reference_row.layout.display == "none"  # no model chosen: no reference
+    layouts = [id(c.layout) for c in panel.children]
+    assert len(set(layouts)) == len(layouts)
+
+
+def test_closed_port_is_offline_at_once_with_the_reason_in_words(tmp_path, closed_port_url):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=closed_port_url).load)
+        await until(lambda: panel.server_status.state is ServerState.OFFLINE, 1.5)
+        return panel
+
+    panel = run(body)
+    assert "refused" in (panel.server_status.reason or "")
+    assert "Offline" in status_line(panel) and "refused" in status_line(panel)
+    assert dropdown_entry(panel, "animagine")["reason"] == "offline"
+    assert not dropdown_entry(panel, "animagine")["enabled"]
+
+
+def test_a_server_started_later_appears_by_itself_with_local_models_first(
+    tmp_path, sim_factory, closed_port_url
+):
+    port = int(closed_port_url.rsplit(":", 1)[1])
+
+    async def fast_sleep(_delay: float) -> None:
+        await asyncio.sleep(0.05)
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=closed_port_url).load)
+        panel.watcher._sleep = fast_sleep  # the back-off, shortened
+        await until(lambda: panel.server_status.state is ServerState.OFFLINE)
+        sim_factory(port=port)
+        await until(lambda: healthy(panel), 5.0, "the poll to find the server")
+        return panel
+
+    panel = run(body)
+    assert ids(panel)[:3] == ["animagine", "pony", "noobai"]
+    assert panel.model == "animagine"  # untouched: the first local model became the default
+    assert panel.model_dropdown.value == "animagine"
+    assert "Simulated RTX 4090" in status_line(panel)
+    assert panel.menu[0].group.startswith("Local · ")
+
+
+def test_refresh_finds_a_server_started_later(tmp_path, sim_factory, closed_port_url):
+    port = int(closed_port_url.rsplit(":", 1)[1])
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=closed_port_url).load)
+        await until(lambda: panel.server_status.state is ServerState.OFFLINE)
+        sim_factory(port=port)
+        panel.status_indicator.refresh_button.click()
+        await until(lambda: healthy(panel), 3.0)
+        return panel
+
+    assert run(body).menu[0].id == "animagine"
+
+
+def test_healthy_status_line_shows_gpu_model_vram_idle_and_shutdown(tmp_path, sim):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        return panel
+
+    line = status_line(run(body))
+    for part in (
+        "Healthy",
+        "Simulated RTX 4090",
+        "animagine",
+        "GB VRAM",
+        "idle",
+        "shuts itself down in",
+    ):
+        assert part in line, part
+
+
+def test_going_down_shows_offline_and_keeps_the_users_choice(tmp_path, sim):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        assert panel.choose("pony")
+        await panel.wait_idle()
+        sim.stop()
+        await panel.refresh()
+        return panel
+
+    panel = run(body)
+    assert panel.server_status.state is ServerState.OFFLINE
+    assert panel.model == "pony"
+    assert panel.model_dropdown.value == "pony"
+    assert dropdown_entry(panel, "pony")["reason"] == "offline"
+    assert ids(panel)[0] != "animagine"  # cloud first again
+
+
+def test_busy_not_offline_while_the_panel_draws_on_the_server(tmp_path, sim_factory):
+    sim = sim_factory(gen_seconds=2.0)
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        panel.prompt.value = "a lighthouse at dusk"
+        panel.generate_button.click()
+        await until(lambda: any(r.path == "/generate" for r in sim.request_log))
+        healths_before = sum(r.path == "/health" for r in sim.request_log)
+        status = await panel.refresh()
+        healths_after = sum(r.path == "/health" for r in sim.request_log)  # logged on arrival
+        during = (status.state, status_line(panel), healths_after - healths_before)
+        during += (panel.generate_button.description,)
+        await panel.wait_idle()
+        return panel, during
+
+    panel, (state, line, healths_sent, button) = run(body)
+    assert state is ServerState.BUSY
+    assert "Busy" in line
+    assert button == "Cancel"
+    assert healths_sent == 0  # no /health sent while our image was drawn
+    assert healthy(panel)
+    assert panel.image_output.current is panel.last_generation is not None
+
+
+def test_cloud_models_without_a_key_are_greyed_until_a_key_is_set(tmp_path):
+    env = Env(tmp_path)
+
+    async def body():
+        panel = PixeryPanel(load=env.load)
+        before = dropdown_entry(panel, "flux-schnell")
+        env.values["FAL_KEY"] = "fal-test-key"
+        await panel.refresh()
+        return panel, before
+
+    panel, before = run(body)
+    assert not before["enabled"]
+    assert before["reason"] == "no API key (set FAL_KEY)"
+    assert dropdown_entry(panel, "flux-schnell")["enabled"]
+    assert panel.model == "flux-schnell"
+    assert not dropdown_entry(panel, "gemini-flash")["enabled"]
+
+
+def test_a_choice_made_while_checking_survives_the_reorder(tmp_path, sim):
+    sim.set_fault("/health", "slow_bytes", times=1, delay=0.003)
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url, FAL_KEY="k").load)
+        assert panel.server_status.state is ServerState.CHECKING
+        panel.model_dropdown.set_state({"value": "flux-pro", "user_chose": True})  # as a click
+        await until(lambda: idle(panel))
+        return panel
+
+    panel = run(body)
+    assert ids(panel)[0] == "animagine"  # reordered: local first
+    assert panel.model == "flux-pro"
+    assert panel.model_dropdown.value == "flux-pro"
+    assert panel.model_dropdown.user_chose
+
+
+def test_a_greyed_entry_cannot_be_selected(tmp_path, sim_factory):
+    sim = sim_factory(missing={"noobai"})
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        return panel
+
+    panel = run(body)
+    assert dropdown_entry(panel, "noobai")["reason"] == "not downloaded"
+    sent: list[Any] = []
+    panel.model_dropdown.send_state = lambda key=None: sent.append(key)  # type: ignore[method-assign]
+    panel.model_dropdown.set_state({"value": "noobai", "user_chose": True})  # a forged front end
+    assert panel.model_dropdown.value == "animagine"
+    assert panel.model == "animagine"
+    assert not panel.model_dropdown.user_chose
+    assert sent  # the front end is told the real value
+    assert not panel.choose("gemini-flash")  # no key
+    assert panel.model == "animagine"
+
+
+def test_cancel_stops_the_generation_and_leaves_the_panel_usable(tmp_path, sim_factory):
+    sim = sim_factory(gen_seconds=5.0)
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        panel.prompt.value = "a slow one"
+        panel.generate_button.click()
+        task = panel.generate_task
+        assert task is not None and panel.generate_button.description == "Cancel"
+        await until(lambda: any(r.path == "/generate" for r in sim.request_log))
+        await until(
+            lambda: panel.elapsed.value.count("s<") == 1 and " 0.0 s" not in panel.elapsed.value
+        )
+        panel.generate_button.click()  # now it reads Cancel
+        await asyncio.gather(task, return_exceptions=True)
+        after_cancel = (task.cancelled(), panel.generate_button.description, panel.generate_task)
+        sim.config.gen_seconds = 0
+        panel.generate_button.click()
+        await panel.wait_idle()
+        return panel, after_cancel
+
+    panel, (cancelled, button, task_after) = run(body)
+    assert cancelled
+    assert button == "Generate"
+    assert task_after is None
+    assert panel.last_generation is not None  # the next one worked
+    assert panel.image_output.current is panel.last_generation
+
+
+def test_an_unknown_lora_is_shown_in_words_and_the_panel_stays_usable(tmp_path, sim):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        panel.lora_picker.choice.value = "detail_tweaker"
+        sim.config.loras = ["pixel_art"]  # the server changed its mind after the check
+        panel.prompt.value = "a cat"
+        panel.generate_button.click()
+        await panel.wait_idle()
+        failed = (panel.image_output.error, panel.image_output.caption.value)
+        panel.lora_picker.choice.value = "none"
+        panel.generate_button.click()
+        await panel.wait_idle()
+        return panel, failed
+
+    panel, (error, caption) = run(body)
+    assert "no LoRA named 'detail_tweaker'" in (error or "")
+    assert "pixel_art" in caption and "could not be made" in caption
+    assert panel.generate_button.description == "Generate"
+    assert panel.image_output.error is None and panel.last_generation is not None
+
+
+def test_a_model_that_is_not_downloaded_fails_in_words(tmp_path, sim):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        sim.config.missing = {"pony"}  # after the check, as when a disk was wiped
+        assert panel.choose("pony")  # still listed as downloaded: the pre-warm finds out
+        await panel.wait_idle()
+        panel.prompt.value = "a cat"
+        panel.generate_button.click()
+        await panel.wait_idle()
+        return panel
+
+    panel = run(body)
+    assert "Could not load pony" in panel.message.value
+    assert dropdown_entry(panel, "pony")["reason"] == "not downloaded"  # re-checked
+    assert panel.model == "pony"  # the user's choice stays, greyed
+    assert "not downloaded" in (panel.image_output.error or "")
+    assert panel.image_output.image.layout.display == "none"
+    assert panel.generate_button.description == "Generate"
+
+
+# -- the form follows the model ------------------------------------------------------------
+
+
+def test_form_follows_the_model_and_the_servers_defaults(tmp_path, sim):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url, GEMINI_API_KEY="g").load)
+        await until(lambda: idle(panel))
+        local = (
+            panel._negative_row.layout.display,
+            panel._steps_cfg.layout.display,
+            panel.lora_picker.enabled,
+            panel.ip_adapter_scale.layout.display,
+        )
+        assert panel.choose("pony")
+        pony = (panel.steps.value, panel.cfg.value)
+        await panel.wait_idle()
+        assert panel.choose("gemini-flash")
+        return panel, local, pony
+
+    panel, local, pony = run(body)
+    assert local == (None, None, True, None)
+    assert pony == (25, 7.0)  # the server's per-model defaults
+    assert panel._negative_row.layout.display == "none"
+    assert panel._steps_cfg.layout.display == "none"
+    assert panel._reference_row.layout.display is None  # Gemini takes references
+    assert panel.ip_adapter_scale.layout.display == "none"
+    assert not panel.lora_picker.enabled
+    assert panel.seed.disabled
+
+
+def test_picking_an_unloaded_local_model_prewarms_it_and_says_so(tmp_path, sim_factory):
+    sim = sim_factory(switch_seconds=0.3)
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        panel.model_dropdown.set_state({"value": "noobai", "user_chose": True})
+        during = panel.message.value
+        await until(lambda: panel.server_status.state is ServerState.BUSY, 2.0)
+        await panel.wait_idle()
+        return panel, during
+
+    panel, during = run(body)
+    assert "Loading noobai on your server" in during
+    assert "noobai is loaded" in panel.message.value
+    assert {"model": "noobai"} in [r.json for r in sim.request_log if r.path == "/switch-model"]
+    assert entry(panel, "noobai").loaded
+
+
+def test_session_cost_and_elapsed_time_are_shown(tmp_path, sim):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        images_before = LEDGER.images
+        panel.prompt.value = "a cat"
+        panel.generate_button.click()
+        await panel.wait_idle()
+        return panel, images_before
+
+    panel, before = run(body)
+    assert f"{before + 1} image" in panel.cost.value
+    assert " s<" in panel.elapsed.value
+
+
+# -- the image output ----------------------------------------------------------------------
+
+
+def test_images_stay_display_sized_and_earlier_ones_come_back_from_the_strip(tmp_path, sim):
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        panel.prompt.value = "first"
+        panel.size.value = (1344, 768)
+        panel.generate_button.click()
+        await panel.wait_idle()
+        first = panel.last_generation
+        panel.prompt.value = "second"
+        panel.generate_button.click()
+        await panel.wait_idle()
+        return panel, first
+
+    panel, first = run(body)
+    out = panel.image_output
+    shown = Image.open(io.BytesIO(out.image.value))
+    assert shown.format == "JPEG" and max(shown.size) == DISPLAY_SIDE
+    assert len(out.strip.items) == 2 and out.strip.selected == 1
+    assert all(len(item["src"]) < 12_000 for item in out.strip.items)
+    assert "second" in out.caption.value
+    out.strip.set_state({"selected": 0})  # a click on the first thumbnail
+    assert out.current is first
+    assert "first" in out.caption.value and "1344×768" in out.caption.value
+
+
+def test_image_output_shows_an_error_in_place_and_then_images_again():
+    out = ImageOutput()
+    assert "No image yet" in out.caption.value
+    out.show_error("Your server at http://x refused the request: boom")
+    assert "refused the request: boom" in out.caption.value and out.error
+
+
+# -- the parts on their own ------------------------------------------------------------------
+
+
+def test_model_dropdown_alone_keeps_a_users_choice_and_refuses_greyed_entries():
+    def e(id_: str, enabled: bool = True, group: str = "Cloud", provider: str = "fal"):
+        return MenuEntry(id_, id_, provider, enabled, None if enabled else "offline", group)
+
+    dropdown = ModelDropdown([e("a"), e("b"), e("local", False, "Local", "selfhosted")])
+    assert dropdown.value == "a"
+    dropdown.value = "local"
+    assert dropdown.value == "a"
+    dropdown.set_state({"value": "b", "user_chose": True})
+    dropdown.show([e("local", True, "Local", "selfhosted"), e("a"), e("b")])
+    assert dropdown.value == "b"
+
+
+def test_model_dropdown_front_end_is_a_real_file_in_the_package():
+    esm = str(ModelDropdown._esm)
+    assert "optgroup" in esm and "save_changes" in esm
+    assert "--jp-" in str(ModelDropdown._css)
+
+
+def test_lora_picker_offers_none_first_and_a_scale_from_0_to_1_5():
+    picker = LoraPicker(["detail", "pixel"])
+    assert list(picker.choice.options) == ["none", "detail", "pixel"]
+    assert picker.lora is None and picker.lora_scale == 0.8
+    assert (picker.scale.min, picker.scale.max) == (0.0, 1.5)
+    picker.choice.value = "pixel"
+    assert picker.lora == "pixel"
+    picker.show([], enabled=True)
+    assert picker.lora is None and "no LoRAs" in picker.note.value
+    picker.show(["detail"], enabled=False, note="LoRAs work with a model on your own server.")
+    assert picker.choice.disabled and picker.lora is None
+
+
+def test_status_indicator_alone_watches_by_itself(tmp_path, sim, monkeypatch):
+    monkeypatch.setenv("SELFHOSTED_API_URL", sim.url)
+    monkeypatch.chdir(tmp_path)
+
+    async def body():
+        indicator = StatusIndicator()
+        await until(lambda: indicator.state is ServerState.HEALTHY)
+        indicator.watcher.close()
+        return indicator
+
+    assert 'data-state="healthy"' in run(body).text.value
+
+
+def test_panel_in_a_plain_script_constructs_and_checks_on_refresh(tmp_path, sim):
+    panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+    assert panel.server_status.state is ServerState.CHECKING
+    assert not sim.request_log  # nothing asked yet
+    asyncio.run(panel.refresh())
+    assert healthy(panel) and panel.model == "animagine"
+    panel.generate_button.click()  # no loop: said in words, not raised
+    assert "agenerate" in (panel.image_output.error or "")
+    panel.close()
