@@ -104,12 +104,19 @@ async def agenerate(
     generation = await get_provider(request.provider).generate(request, settings)
     try:
         if archive is not False:
-            target = await asyncio.to_thread(get_archive, archive, settings)
-            if target is not None:
-                await target.asave(generation)
+            await asyncio.to_thread(_save_to_archive, archive, settings, generation)
     finally:
         LEDGER.record(generation)
     return generation
+
+
+def _save_to_archive(
+    archive: bool | Archive | str | os.PathLike[str], settings: Settings, generation: Generation
+) -> None:
+    """Open (once) and write to the archive in one worker-thread hop."""
+    target = get_archive(archive, settings)
+    if target is not None:
+        target.save(generation)
 
 
 def generate(prompt: str, model: str = "animagine", **params: Any) -> Generation:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import io
 import json
@@ -37,6 +36,7 @@ import tempfile
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -455,6 +455,22 @@ def _thumbnail(raw: bytes) -> bytes:
     return thumbnail_png(raw, THUMB_SIDE, fmt="JPEG")
 
 
+def _make_durable(path: Path) -> None:
+    """fsync a file already renamed into place, and its directory entry."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(path.parent)
+
+
+def _write_thumbnail(raw: bytes, path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        write_atomic(path, _thumbnail(raw), durable=False)
+
+
 def _fsync_dir(directory: Path) -> None:
     if os.name != "posix":
         return
@@ -466,11 +482,12 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either absent or whole.
 
-    A temporary file in the same directory is written and fsynced, then renamed
-    over ``path``; on any failure the temporary file is removed. Raises ``OSError``.
+    A temporary file in the same directory is written (and fsynced when
+    ``durable``), then renamed over ``path``; on any failure the temporary file
+    is removed. Raises ``OSError``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -478,13 +495,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _as_png(raw: bytes) -> bytes:
@@ -546,6 +565,7 @@ class Archive:
         self._lock = threading.Lock()
         self._saving_lock = threading.Lock()
         self._saving: dict[int, threading.Event] = {}
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixery-archive")
         self.db_path = self.root / "index.sqlite"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -561,6 +581,7 @@ class Archive:
         return f"Archive({str(self.root)!r}, {len(self)} images)"
 
     def close(self) -> None:
+        self._background.shutdown(wait=True)
         with self._lock:
             self._conn.close()
 
@@ -624,19 +645,15 @@ class Archive:
             png = add_text_chunks(_as_png(generation.png_bytes), texts)
             if generation.request is not None and generation.request.references:
                 self._store_references(info["reference_hash"], generation.request.references)
-            write_atomic(final, png)
+            # Complete under its final name before this returns (safe against a dead
+            # kernel); the fsync for power loss follows in the background.
+            write_atomic(final, png, durable=False)
         except (OSError, ValueError) as exc:
             raise self._error(
                 f"Could not save the image to {final}: {getattr(exc, 'strerror', None) or exc}. "
                 "It was not archived; the image is still in memory (.png_bytes).",
                 generation,
             ) from exc
-        thumb: bytes | None = None
-        try:  # a missing thumbnail is remade from the image when needed
-            thumb = _thumbnail(generation.png_bytes)
-            write_atomic(self.root / rel_thumb, thumb)
-        except (OSError, ValueError):
-            rel_thumb = None  # type: ignore[assignment]
         record = self._record_from_info(
             info, rel_path, rel_thumb, tags=tags, params_json=pixery_json
         )
@@ -650,7 +667,15 @@ class Archive:
             ) from exc
         generation.path = final
         generation.id = gen_id
-        return dataclasses.replace(record, _thumb=thumb)
+        # fsync and the thumbnail (decoding a 1024² PNG costs more than the whole
+        # save) happen in the background; a missing thumbnail is remade when shown.
+        self._background.submit(_make_durable, final)
+        self._background.submit(_write_thumbnail, generation.png_bytes, self.root / rel_thumb)
+        return record
+
+    def flush(self) -> None:
+        """Wait until every fsync and thumbnail queued so far is done (tests, shutdown)."""
+        self._background.submit(lambda: None).result()
 
     async def asave(
         self, generation: Generation, *, batch_id: str | None = None, tags: Iterable[str] = ()
