@@ -1,32 +1,53 @@
 """What the panel decides, as plain Python: the menu and its selection, the form
-that fits the chosen model, and running (or cancelling) one generation.
+that fits the chosen model, and running (or cancelling) a generation.
 
 ``PanelController`` has no widgets and no HTTP of its own: it follows a
 ``ServerWatcher``, applies the menu rule of ``_menu`` and generates through
-``_api.agenerate`` (the same path as ``px.agenerate``). The widgets in
-``pixery_widgets.widgets`` only draw what it says and forward clicks.
+``_api.agenerate`` (the same path as ``px.agenerate``). With a count above
+one it runs a batch through ``_batch.start_batch`` (the same scheduling,
+archive and cancel as ``px.arun_batch``) on consecutive seeds, and hands each
+image over as it arrives. The widgets in ``pixery_widgets.widgets`` only draw
+what it says and forward clicks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ._api import agenerate
+from ._batch import Batch, JobFailure, start_batch
 from ._catalog import SDXL_SIZES, ModelSpec, resolve_model
 from ._errors import InvalidRequestError, PixeryError, UnknownModelError
 from ._menu import MenuEntry, build_menu, pick_selection
+from ._progress import ProgressSnapshot, format_duration
 from ._types import Generation, SelfHostedStatus, ServerState
 from ._watcher import ServerWatcher
 from .providers.selfhosted import SelfHostedClient
 
-__all__ = ["FormValues", "FormView", "PanelController", "parse_seed"]
+__all__ = [
+    "MAX_COUNT",
+    "FormValues",
+    "FormView",
+    "PanelController",
+    "batch_seeds",
+    "check_count",
+    "parse_seed",
+]
 
 DEFAULT_LORA_SCALE = 0.8
 DEFAULT_IP_ADAPTER_SCALE = 0.7
+#: Most images one press of Generate makes (the Count field's maximum).
+MAX_COUNT = 64
+#: A random base seed lies in [0, 2**32), as in most SD tools and ``run_batch``.
+_RANDOM_SEED_RANGE = 2**32
+#: The largest seed a request may carry (``_validation``).
+_MAX_SEED = 2**63 - 1
 
 Listener = Callable[["PanelController", str], None]
 
@@ -45,6 +66,7 @@ class FormValues:
     ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE
     lora: str | None = None
     lora_scale: float = DEFAULT_LORA_SCALE
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -79,12 +101,45 @@ def parse_seed(text: str) -> int | None:
         ) from None
 
 
+def check_count(count: object) -> int:
+    """The Count field: how many images, 1 to ``MAX_COUNT``."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise InvalidRequestError(
+            f"Count must be a whole number from 1 to {MAX_COUNT}, got {count!r}."
+        )
+    return count
+
+
+def batch_seeds(
+    count: int, seed: int | None, *, takes_seed: bool, rng: random.Random | None = None
+) -> list[int | None]:
+    """Seeds for ``count`` images of one prompt: ``seed``, ``seed + 1``, ...
+
+    Without a seed, one random base is drawn and the rest follow it, so every
+    image can be made again from the seed in its caption. A model without seed
+    control gets ``None`` for each (the back end varies them itself).
+    """
+    count = check_count(count)
+    if not takes_seed:
+        return [None] * count
+    if seed is None:
+        seed = (rng or random.SystemRandom()).randrange(_RANDOM_SEED_RANGE - count + 1)
+    if seed + count - 1 > _MAX_SEED:
+        raise InvalidRequestError(
+            f"Seeds {seed} to {seed + count - 1} go past the largest seed (2**63 - 1); "
+            "choose a smaller seed or fewer images."
+        )
+    return list(range(seed, seed + count))
+
+
 class PanelController:
     """The panel's state and rules; widgets subscribe and render.
 
     Listeners get ``(controller, what)`` with ``what`` one of ``"status"``
     (server status or menu changed), ``"selection"``, ``"generation"`` (one
-    started, finished, failed or was cancelled) and ``"message"``.
+    started, finished, failed or was cancelled), ``"message"`` and, for a
+    count above one, ``"progress"`` (the batch moved on; new images may be in
+    ``batch_images``).
     """
 
     def __init__(
@@ -92,11 +147,15 @@ class PanelController:
         watcher: ServerWatcher | None = None,
         *,
         generate: Callable[..., Awaitable[Generation]] = agenerate,
+        start: Callable[..., Awaitable[Batch]] = start_batch,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.watcher = watcher if watcher is not None else ServerWatcher()
         self._generate = generate
+        self._start_batch = start
         self._clock = clock
+        self._rng = rng
         self.menu: list[MenuEntry] = []
         self.selection: str | None = None
         self.user_chose = False
@@ -107,6 +166,17 @@ class PanelController:
         #: The last generation's failure, in words (``None`` after a success).
         self.last_error: str | None = None
         self.last_outcome: str | None = None  # "done" | "failed" | "cancelled"
+        #: The panel's batch (count above one) while it runs and after; ``None`` otherwise.
+        self.batch: Batch | None = None
+        #: That batch's images in the order they arrived (each once archived).
+        self.batch_images: list[Generation] = []
+        #: Its failures (and a cancel) in words, e.g. "1 of 4 failed: ..."; ``None`` if none.
+        self.batch_note: str | None = None
+        self._batch_total = 0
+        self._batch_final: ProgressSnapshot | None = None
+        self._batch_cancel_asked = False
+        self._arrived: list[int] = []
+        self._seen: set[int] = set()
         self._started_at: float | None = None
         self._last_elapsed: float = 0.0
         self._prefilled: tuple[str | None, int | None, float | None] | None = None
@@ -267,6 +337,8 @@ class PanelController:
     def start_generation(self, form: FormValues) -> asyncio.Task[Generation | None] | None:
         """Start generating in the background; the task is ``generate_task``.
 
+        ``form.count`` above one makes that many images as a batch (see
+        ``batch_seeds``); the task then returns the last image that arrived.
         Returns ``None`` when one is already running. Bad input is reported
         like any other failure (``last_error``), not raised at the button.
         """
@@ -275,8 +347,18 @@ class PanelController:
         model = self.selection
         self._started_at = self._clock()
         self.last_outcome = None
+        self._reset_batch()
+        seeds: list[int | None] | None = None
         try:
             kwargs = self.request_kwargs(form)
+            if check_count(form.count) > 1:
+                spec = self.spec()
+                seeds = batch_seeds(
+                    form.count,
+                    kwargs.pop("seed", None),
+                    takes_seed=bool(spec and spec.takes_seed),
+                    rng=self._rng,
+                )
         except PixeryError as exc:
             self._finish("failed", error=exc.message)
             return None
@@ -289,9 +371,12 @@ class PanelController:
                 "call `await px.agenerate(...)` or `px.generate(...)` instead.",
             )
             return None
-        task = loop.create_task(
-            self._run_generation(form.prompt, model or "", kwargs), name="pixery-generate"
-        )
+        if seeds is None:
+            coro = self._run_generation(form.prompt, model or "", kwargs)
+        else:
+            self._batch_total = len(seeds)
+            coro = self._run_batch(form.prompt, model or "", seeds, kwargs)
+        task = loop.create_task(coro, name="pixery-generate")
         self.generate_task = task
         self._keep(task)
         self._notify("generation")
@@ -326,23 +411,201 @@ class PanelController:
         self._finish("done")
         return generation
 
-    def _finish(self, outcome: str, *, error: str | None = None) -> None:
+    def _finish(
+        self, outcome: str, *, error: str | None = None, message: str | None = None
+    ) -> None:
         if self._started_at is not None:
             self._last_elapsed = self._clock() - self._started_at
         self.last_outcome = outcome
         self.last_error = error
-        if outcome == "cancelled":
+        if message is not None:
+            self.message = message
+        elif outcome == "cancelled":
             self.message = "Generation cancelled."
         self.generate_task = None
         self._notify("generation")
 
     def cancel(self) -> bool:
-        """Cancel the running generation; False if none runs."""
+        """Cancel the running generation or batch; False if none runs.
+
+        A batch stops its queued jobs and cancels those in flight; the images
+        that arrived stay (archived, and in ``batch_images``).
+        """
         task = self.generate_task
         if task is None or task.done():
             return False
-        task.cancel()
+        batch = self.batch
+        if batch is not None and batch.running:
+            self._batch_cancel_asked = True
+            batch.cancel()
+        else:
+            task.cancel()
         return True
+
+    # -- a count above one: a batch -------------------------------------------------------
+
+    def _reset_batch(self) -> None:
+        self.batch = None
+        self.batch_images = []
+        self.batch_note = None
+        self._batch_total = 0
+        self._batch_final = None
+        self._batch_cancel_asked = False
+        self._arrived = []
+        self._seen = set()
+
+    async def _run_batch(
+        self, prompt: str, model: str, seeds: list[int | None], kwargs: dict[str, Any]
+    ) -> Generation | None:
+        spec = self.spec()
+        local = bool(spec and spec.is_local)
+        settings = self.watcher.settings
+        work = (
+            self.watcher.own_work(f"drawing {len(seeds)} images for this notebook")
+            if local
+            else contextlib.nullcontext()
+        )
+        batch: Batch | None = None
+        try:
+            with work:
+                batch = await self._start_batch(
+                    prompt,
+                    model,
+                    seeds=seeds,
+                    progress=self._on_batch_progress,
+                    settings=settings,
+                    **kwargs,
+                )
+                self.batch = batch
+                self._notify("progress")
+                await batch.wait()
+        except asyncio.CancelledError:
+            if batch is not None:
+                batch.cancel()  # the panel closed: stop the jobs too, keep what arrived
+            self._finish_batch(cancelled=True)
+            raise
+        except PixeryError as exc:  # refused before any image was asked for
+            self._finish_batch(error=settings.redact(exc.message))
+            return None
+        except Exception as exc:  # a bug: still shown in the panel, in words
+            self._finish_batch(
+                error=settings.redact(f"Unexpected error: {type(exc).__name__}: {exc}")
+            )
+            return None
+        finally:
+            if local:
+                self._spawn(self.watcher.check_now())  # the loaded model may have changed
+        stopped = any(isinstance(r, JobFailure) and r.reason == "cancelled" for r in batch.results)
+        self._finish_batch(cancelled=self._batch_cancel_asked and stopped)
+        return self.batch_images[-1] if self.batch_images else None
+
+    def _on_batch_progress(self, _snapshot: ProgressSnapshot) -> None:
+        """The batch moved on: hand over arrived images, update the words, tell the panel."""
+        batch = self.batch
+        if batch is None:  # its first report, before start_batch returned
+            return
+        self._collect_arrivals(batch, final=False)
+        self.batch_note = self._failure_words(batch)
+        self._notify("progress")
+
+    def _collect_arrivals(self, batch: Batch, *, final: bool) -> None:
+        """Move arrived images to ``batch_images`` in arrival order, each once it is archived
+        (so its caption says where it was saved); ``final`` hands over the rest."""
+        for i, result in enumerate(batch.results):
+            if i not in self._seen and _arrived_image(result) is not None:
+                self._seen.add(i)
+                self._arrived.append(i)
+        while self._arrived:
+            result = batch.results[self._arrived[0]]
+            image = _arrived_image(result)
+            saving = (
+                isinstance(result, Generation) and batch.archive is not None and result.id is None
+            )
+            if saving and not final:
+                return
+            self._arrived.pop(0)
+            if image is not None:
+                self.batch_images.append(image)
+                self.last_generation = image
+
+    def _failure_words(self, batch: Batch, *, cancelled: bool = False) -> str | None:
+        """Failures ("2 of 8 failed: <why>") and what a cancel left, in words; ``None`` if none."""
+        total = len(batch.jobs)
+        failures = _failures(batch)
+        parts = []
+        if cancelled:
+            made = sum(_arrived_image(r) is not None for r in batch.results)
+            parts.append(f"Cancelled after {made} of {total} images.")
+        if failures:
+            why: list[str] = []
+            for failure in failures:
+                text = self.watcher.settings.redact(failure.error.message)
+                if text not in why:
+                    why.append(text)
+            more = f" (and {len(why) - 2} other reasons)" if len(why) > 2 else ""
+            parts.append(f"{len(failures)} of {total} failed: {'; '.join(why[:2])}{more}")
+        return " ".join(parts) or None
+
+    def _finish_batch(self, *, error: str | None = None, cancelled: bool = False) -> None:
+        batch = self.batch
+        if batch is None:  # refused (or cancelled) before it started: nothing to show
+            self._batch_total = 0
+            self._finish("cancelled" if cancelled else "failed", error=error)
+            return
+        self._collect_arrivals(batch, final=True)
+        self._batch_final = batch.snapshot()
+        note = self._failure_words(batch, cancelled=cancelled)
+        self.batch_note = note
+        failures = note if not cancelled else self._failure_words(batch)
+        if cancelled:  # said in ``batch_note``, under the progress bar
+            self._finish("cancelled", error=failures, message="")
+        elif not self.batch_images:
+            self._finish("failed", error=error or note or "No image arrived.")
+        else:
+            self._finish("done", error=error or failures)
+
+    def batch_failures(self) -> int:
+        """Jobs of the panel's batch that failed (a cancelled one is not a failure)."""
+        return len(_failures(self.batch)) if self.batch is not None else 0
+
+    def progress(self) -> ProgressSnapshot | None:
+        """Where the panel's batch stands, live while it runs; ``None`` after a single image."""
+        if not self._batch_total:
+            return None
+        if self._batch_final is not None:
+            return self._batch_final
+        batch = self.batch
+        if batch is not None:
+            snap = batch.snapshot()
+            if snap.total:
+                return snap
+        return ProgressSnapshot(
+            total=self._batch_total,
+            done=0,
+            failed=0,
+            running=0,
+            elapsed_s=self.elapsed(),
+            cost_usd=0.0,
+        )
+
+    def progress_text(self) -> str:
+        """One line for the progress bar: done and failed of N, elapsed, ETA, cost so far."""
+        snap = self.progress()
+        if snap is None:
+            return ""
+        batch = self.batch
+        results = batch.results if batch is not None else []
+        cancelled = sum(isinstance(r, JobFailure) and r.reason == "cancelled" for r in results)
+        parts = [f"{snap.done} of {snap.total} done"]
+        if snap.failed - cancelled:
+            parts.append(f"{snap.failed - cancelled} failed")
+        if cancelled:
+            parts.append(f"{cancelled} cancelled")
+        parts.append(f"{format_duration(snap.elapsed_s)} elapsed")
+        if snap.eta_s is not None and not snap.finished:
+            parts.append(f"about {format_duration(snap.eta_s)} left")
+        parts.append(f"${snap.cost_usd:.3f}")
+        return " · ".join(parts)
 
     async def wait_idle(self) -> None:
         """Wait until the generation, a pre-warm and pending checks are over."""
@@ -415,9 +678,22 @@ class PanelController:
             self._say(f"Background task failed: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
-        """Cancel what runs and stop following the server."""
+        """Cancel what runs (a batch too) and stop following the server."""
         for task in list(self._tasks):
             task.cancel()
         self._unsubscribe()
         self.watcher.close()
         self._listeners.clear()
+
+
+def _arrived_image(result: object) -> Generation | None:
+    """The image a batch result holds: arrived, or arrived but not archived."""
+    if isinstance(result, Generation):
+        return result
+    if isinstance(result, JobFailure):
+        return result.generation
+    return None
+
+
+def _failures(batch: Batch) -> list[JobFailure]:
+    return [r for r in batch.results if isinstance(r, JobFailure) and r.reason != "cancelled"]

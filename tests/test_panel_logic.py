@@ -4,6 +4,7 @@ generating, cancelling and pre-warming, without any widget."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import pytest
 
 from pixery_widgets._config import Settings, load_settings
 from pixery_widgets._errors import InvalidRequestError
-from pixery_widgets._panel_logic import FormValues, PanelController, parse_seed
+from pixery_widgets._panel_logic import (
+    FormValues,
+    PanelController,
+    batch_seeds,
+    check_count,
+    parse_seed,
+)
 from pixery_widgets._status import forget_known_models
 from pixery_widgets._types import HealthInfo, LocalModelInfo, SelfHostedStatus, ServerState
 from pixery_widgets._watcher import ServerWatcher
@@ -282,3 +289,218 @@ def test_choosing_the_loaded_model_sends_no_switch(tmp_path, sim):
 
     asyncio.run(body())
     assert not any(r.path == "/switch-model" for r in sim.request_log)
+
+
+# -- a count above one: a batch on consecutive seeds ----------------------------------------
+
+
+def test_batch_seeds_follow_the_given_seed():
+    assert batch_seeds(4, 10, takes_seed=True) == [10, 11, 12, 13]
+    assert batch_seeds(1, 7, takes_seed=True) == [7]
+
+
+def test_batch_seeds_without_a_seed_follow_one_random_base():
+    seeds = batch_seeds(5, None, takes_seed=True, rng=random.Random(3))
+    assert seeds == list(range(seeds[0], seeds[0] + 5))
+    assert seeds[0] >= 0 and seeds[-1] < 2**32
+    assert batch_seeds(5, None, takes_seed=True, rng=random.Random(4)) != seeds
+
+
+def test_batch_seeds_are_none_for_a_model_without_seed_control():
+    assert batch_seeds(3, 10, takes_seed=False) == [None, None, None]
+
+
+@pytest.mark.parametrize("count", [0, 65, -1, 2.5, True, "4"])
+def test_a_count_outside_1_to_64_is_refused_in_words(count):
+    with pytest.raises(InvalidRequestError, match="Count must be a whole number from 1 to 64"):
+        check_count(count)
+
+
+def test_seeds_that_would_pass_the_largest_seed_are_refused_in_words():
+    with pytest.raises(InvalidRequestError, match="largest seed"):
+        batch_seeds(3, 2**63 - 2, takes_seed=True)
+
+
+def sim_controller(tmp_path: Path, url: str, **kwargs) -> PanelController:
+    env = {"SELFHOSTED_API_URL": url, "PIXERY_ARCHIVE_DIR": str(tmp_path / "archive")}
+    return PanelController(ServerWatcher(load=settings_loader(tmp_path, **env)), **kwargs)
+
+
+def record_progress(ctrl: PanelController) -> list[tuple[int, int, bool, ServerState]]:
+    """(settled, total, finished, server state) at every progress report."""
+    seen: list[tuple[int, int, bool, ServerState]] = []
+
+    def listener(c: PanelController, what: str) -> None:
+        snap = c.progress()
+        if what == "progress" and snap is not None:
+            seen.append((snap.settled, snap.total, snap.finished, c.status.state))
+
+    ctrl.subscribe(listener)
+    return seen
+
+
+def test_count_four_with_seed_ten_archives_four_images_on_seeds_10_to_13_in_order(tmp_path, sim):
+    ctrl = sim_controller(tmp_path, sim.url)
+    seen = record_progress(ctrl)
+
+    async def body():
+        await ctrl.watcher.refresh()
+        task = ctrl.start_generation(FormValues(prompt="a lighthouse", seed="10", count=4))
+        assert task is not None and ctrl.running
+        last = await task
+        await ctrl.wait_idle()
+        return last
+
+    last = asyncio.run(body())
+    assert [g.seed for g in ctrl.batch_images] == [10, 11, 12, 13]  # arrival order
+    assert [g.seed for g in ctrl.batch.generations] == [10, 11, 12, 13]
+    assert [r.json["seed"] for r in sim.request_log if r.path == "/generate"] == [10, 11, 12, 13]
+    archive = tmp_path / "archive"
+    assert all(g.path is not None and g.path.is_file() for g in ctrl.batch_images)
+    assert all(g.path.is_relative_to(archive) for g in ctrl.batch_images)
+    assert last is ctrl.last_generation is ctrl.batch_images[-1]
+    assert ctrl.last_outcome == "done" and ctrl.last_error is None and ctrl.batch_note is None
+    final = ctrl.progress()
+    assert final is not None and (final.done, final.settled, final.total) == (4, 4, 4)
+    assert final.finished
+    assert seen[-1][:3] == (4, 4, True)  # the progress reached N
+    assert [s for s, *_ in seen] == sorted(s for s, *_ in seen)
+    assert {state for *_, state in seen[:-1]} == {ServerState.BUSY}  # our own work: busy
+    assert ctrl.progress_text().startswith("4 of 4 done · ")
+    assert ctrl.status.state is ServerState.HEALTHY  # re-checked afterwards
+
+
+def test_an_empty_seed_makes_consecutive_seeds_from_one_base(tmp_path, sim):
+    ctrl = sim_controller(tmp_path, sim.url)
+
+    async def body():
+        await ctrl.watcher.refresh()
+        task = ctrl.start_generation(FormValues(prompt="a lighthouse", seed="", count=3))
+        assert task is not None
+        await task
+        await ctrl.wait_idle()
+
+    asyncio.run(body())
+    seeds = [g.seed for g in ctrl.batch_images]
+    assert len(seeds) == 3 and seeds[0] is not None
+    assert seeds == list(range(seeds[0], seeds[0] + 3))
+    assert [r.json["seed"] for r in sim.request_log if r.path == "/generate"] == seeds
+
+
+def test_count_one_takes_the_single_image_path(tmp_path, sim):
+    async def no_batch(*_a, **_k):
+        raise AssertionError("a count of 1 must not start a batch")
+
+    ctrl = sim_controller(tmp_path, sim.url, start=no_batch)
+
+    async def body():
+        await ctrl.watcher.refresh()
+        task = ctrl.start_generation(FormValues(prompt="a lighthouse", seed="5", count=1))
+        assert task is not None
+        return await task
+
+    generation = asyncio.run(body())
+    assert generation is not None and generation.seed == 5
+    assert ctrl.batch is None and ctrl.progress() is None and ctrl.progress_text() == ""
+
+
+def test_cancelling_a_batch_keeps_the_finished_images_and_cancels_the_rest(tmp_path, sim_factory):
+    sim = sim_factory(gen_seconds=0.3)
+    ctrl = sim_controller(tmp_path, sim.url)
+
+    async def body():
+        await ctrl.watcher.refresh()
+        task = ctrl.start_generation(FormValues(prompt="slow ones", seed="20", count=6))
+        assert task is not None
+        while not ctrl.batch_images:
+            await asyncio.sleep(0.01)
+        assert ctrl.cancel()
+        await asyncio.wait_for(task, 5)
+        await ctrl.wait_idle()
+        return task
+
+    task = asyncio.run(body())
+    batch = ctrl.batch
+    kept = ctrl.batch_images
+    assert not task.cancelled()  # the batch stopped; the panel's task ended normally
+    assert 1 <= len(kept) < 6
+    assert [g.seed for g in kept] == list(range(20, 20 + len(kept)))
+    assert all(g.path is not None and g.path.is_file() for g in kept)  # archived
+    assert len(batch.failed) == 6 - len(kept)
+    assert {f.reason for f in batch.failed} == {"cancelled"}
+    assert ctrl.last_outcome == "cancelled" and not ctrl.running
+    assert ctrl.batch_note == f"Cancelled after {len(kept)} of 6 images."
+    assert ctrl.batch_failures() == 0 and ctrl.last_error is None
+    assert sum(r.path == "/generate" for r in sim.request_log) < 6  # the rest never went out
+    assert f"{6 - len(kept)} cancelled" in ctrl.progress_text()
+
+
+def test_a_failed_job_is_said_in_words_while_the_others_arrive(tmp_path, sim):
+    sim.set_fault("/generate", "status_503", times=1)
+    ctrl = sim_controller(tmp_path, sim.url)
+    notes: list[tuple[str | None, int]] = []
+    ctrl.subscribe(
+        lambda c, what: (
+            notes.append((c.batch_note, len(c.batch_images))) if what == "progress" else None
+        )
+    )
+
+    async def body():
+        await ctrl.watcher.refresh()
+        task = ctrl.start_generation(FormValues(prompt="a lighthouse", seed="10", count=4))
+        assert task is not None
+        await task
+        await ctrl.wait_idle()
+
+    asyncio.run(body())
+    assert [g.seed for g in ctrl.batch_images] == [11, 12, 13]
+    note = ctrl.batch_note or ""
+    assert note.startswith("1 of 4 failed: Your server at ") and "refused the request" in note
+    assert ctrl.last_outcome == "done" and ctrl.last_error == note
+    assert ctrl.batch_failures() == 1
+    said_early = [n for n, shown in notes if n and shown < 3]
+    assert said_early  # in words before the last images arrived
+    assert "1 failed" in ctrl.progress_text()
+
+
+def test_a_batch_refused_before_it_starts_is_a_failure_shown_not_raised(tmp_path, sim):
+    ctrl = sim_controller(tmp_path, sim.url)
+
+    async def body():
+        await ctrl.watcher.refresh()
+        first = ctrl.start_generation(FormValues(prompt="a cat", count=65))
+        refused_count = (first, ctrl.last_error)
+        task = ctrl.start_generation(FormValues(prompt="a cat", count=3, lora="no_such_lora"))
+        assert task is not None
+        await task
+        await ctrl.wait_idle()
+        return refused_count
+
+    (first, count_error) = asyncio.run(body())
+    assert first is None and "Count must be a whole number from 1 to 64" in (count_error or "")
+    assert ctrl.last_outcome == "failed" and "no_such_lora" in (ctrl.last_error or "")
+    assert ctrl.progress() is None  # nothing ran: no progress bar
+    assert not any(r.path == "/generate" for r in sim.request_log)
+    assert not ctrl.running
+
+
+def test_a_cloud_model_without_seed_control_gets_n_jobs_without_seeds(tmp_path):
+    ctrl = controller_with(None, tmp_path, GEMINI_API_KEY="g")
+    calls: list[dict] = []
+
+    async def start(prompt, model, **kwargs):
+        calls.append({"prompt": prompt, "model": model, **kwargs})
+        raise InvalidRequestError("stopped here by the test")
+
+    ctrl._start_batch = start
+    ctrl.choose("gemini-flash")
+
+    async def body():
+        task = ctrl.start_generation(FormValues(prompt="a cat", seed="9", count=3))
+        assert task is not None
+        await task
+
+    asyncio.run(body())
+    assert calls[0]["seeds"] == [None, None, None]
+    assert calls[0]["model"] == "gemini-flash" and "seed" not in calls[0]
+    assert ctrl.last_error == "stopped here by the test"

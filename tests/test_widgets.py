@@ -536,3 +536,115 @@ def test_panel_in_a_plain_script_constructs_and_checks_on_refresh(tmp_path, sim)
     panel.generate_button.click()  # no loop: said in words, not raised
     assert "agenerate" in (panel.image_output.error or "")
     panel.close()
+
+
+# -- the Count field: a batch on consecutive seeds -------------------------------------------
+
+
+def test_count_field_sits_next_to_seed_from_1_to_64_defaulting_to_1(tmp_path):
+    panel = PixeryPanel(load=Env(tmp_path).load)
+    row = next(c for c in panel.children if panel.seed in getattr(c, "children", ()))
+    kids = list(row.children)
+    assert kids.index(panel.count) == kids.index(panel.seed) + 1
+    assert (panel.count.value, panel.count.min, panel.count.max) == (1, 1, 64)
+    assert panel.form_values().count == 1
+    assert panel._progress_box.layout.display == "none"  # no batch yet: no bar
+    panel.close()
+
+
+def test_count_four_with_seed_ten_shows_four_images_and_a_full_progress_bar(tmp_path, sim):
+    archive = tmp_path / "archive"
+    bar_values: list[int] = []
+
+    async def body():
+        env = Env(tmp_path, SELFHOSTED_API_URL=sim.url, PIXERY_ARCHIVE_DIR=str(archive))
+        panel = PixeryPanel(load=env.load)
+        panel.progress_bar.observe(lambda ch: bar_values.append(ch["new"]), "value")
+        await until(lambda: idle(panel))
+        panel.prompt.value = "a lighthouse at dusk"
+        panel.seed.value = "10"
+        panel.count.value = 4
+        panel.generate_button.click()
+        during = (panel.generate_button.description, panel._progress_box.layout.display)
+        await panel.wait_idle()
+        return panel, during
+
+    panel, (button, box) = run(body)
+    assert button == "Cancel" and box is None  # the bar shows while it runs
+    out = panel.image_output
+    assert [s.generation.seed for s in out.history] == [10, 11, 12, 13]  # in arrival order
+    assert out.current is panel.last_generation and out.current.seed == 13  # the latest large
+    assert len(out.strip.items) == 4 and out.strip.selected == 3  # the earlier three beside it
+    assert "seed 13" in out.caption.value and str(archive) in out.caption.value
+    assert [g.seed for g in panel.batch.generations] == [10, 11, 12, 13]
+    assert all(g.path is not None and g.path.is_file() for g in panel.batch.generations)
+    assert (panel.progress_bar.value, panel.progress_bar.max) == (4, 4)
+    assert max(bar_values) == 4 and bar_values == sorted(bar_values)
+    assert panel.progress_bar.bar_style == "success"
+    assert "4 of 4 done" in panel.progress_label.value and "elapsed" in panel.progress_label.value
+    assert panel.progress_note.value == ""
+    assert panel.generate_button.description == "Generate"
+
+
+def test_a_batch_shows_busy_and_cancel_keeps_the_finished_images(tmp_path, sim_factory):
+    sim = sim_factory(gen_seconds=0.3)
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        panel.prompt.value = "slow ones"
+        panel.count.value = 6
+        panel.generate_button.click()
+        await until(lambda: panel.image_output.history, 5.0, "the first image")
+        status = await panel.refresh()  # as the Refresh button: busy, not offline
+        during = (status.state, status_line(panel), panel.generate_button.description)
+        panel.generate_button.click()  # Cancel
+        await panel.wait_idle()
+        after = (panel.generate_button.description, panel.progress_note.value)
+        sim.config.gen_seconds = 0
+        panel.count.value = 1
+        panel.generate_button.click()  # the panel stays usable; one image: no bar
+        await panel.wait_idle()
+        return panel, during, after
+
+    panel, (state, line, button), (button_after, note) = run(body)
+    assert state is ServerState.BUSY and "Busy" in line and button == "Cancel"
+    assert button_after == "Generate"
+    batch = panel.batch
+    assert batch is None  # the single image after it is not a batch
+    kept = [s.generation for s in panel.image_output.history][:-1]
+    assert 1 <= len(kept) < 6
+    seeds = [g.seed for g in kept]
+    assert seeds == list(range(seeds[0], seeds[0] + len(kept)))  # consecutive from one base
+    assert all(g.path is not None and g.path.is_file() for g in kept)
+    assert f"Cancelled after {len(kept)} of 6 images." in note
+    assert panel._progress_box.layout.display == "none"
+    assert panel.image_output.current is panel.last_generation is not None
+
+
+def test_a_failed_job_in_a_batch_is_shown_in_words_while_the_others_arrive(tmp_path, sim_factory):
+    sim = sim_factory(gen_seconds=0.1)  # the others are still on their way when it fails
+    sim.set_fault("/generate", "status_503", times=1)
+
+    async def body():
+        panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
+        await until(lambda: idle(panel))
+        panel.prompt.value = "a lighthouse"
+        panel.seed.value = "10"
+        panel.count.value = 4
+        panel.generate_button.click()
+        await until(lambda: panel.progress_note.value, 5.0, "the failure in words")
+        early = (panel.progress_note.value, len(panel.image_output.history))
+        await panel.wait_idle()
+        return panel, early
+
+    panel, (early_note, shown_then) = run(body)
+    assert "1 of 4 failed: Your server at" in early_note and shown_then < 3
+    assert "refused the request" in panel.progress_note.value
+    assert "--jp-error-color1" in panel.progress_note.value
+    out = panel.image_output
+    assert [s.generation.seed for s in out.history] == [11, 12, 13]
+    assert out.error is None and out.current.seed == 13  # the images stay; no error box
+    assert "3 of 4 done · 1 failed" in panel.progress_label.value
+    assert panel.progress_bar.value == 4 and panel.progress_bar.bar_style == "warning"
+    assert panel.generate_button.description == "Generate"

@@ -3,8 +3,10 @@
 It shows at once, with what is known without asking (no network on the
 caller's path), and checks the self-hosted server in the background on the
 kernel's event loop. Its buttons start background tasks, so Cancel works
-while no cell runs. The rules live in ``PanelController`` and
-``ServerWatcher``; this module only draws them and forwards clicks.
+while no cell runs. A Count above one makes that many images (consecutive
+seeds) as a batch, with a progress bar, each image shown as it arrives. The
+rules live in ``PanelController`` and ``ServerWatcher``; this module only
+draws them and forwards clicks.
 
 Outside a running event loop (a plain script) the panel still constructs; the
 server check then runs on the first ``await panel.refresh()``.
@@ -21,11 +23,12 @@ from typing import Any
 
 import ipywidgets as w
 
+from .._batch import Batch
 from .._catalog import SDXL_SIZES
 from .._config import Settings, load_settings
 from .._ledger import LEDGER, CostLedger
 from .._menu import MenuEntry
-from .._panel_logic import FormValues, PanelController
+from .._panel_logic import MAX_COUNT, FormValues, PanelController
 from .._types import Generation, SelfHostedStatus
 from .._watcher import ServerWatcher
 from ._tasks import spawn
@@ -44,6 +47,9 @@ _LABEL = {"description_width": "72px"}
 
 def _size_label(size: tuple[int, int]) -> str:
     return f"{size[0]}×{size[1]}"
+
+
+_ERROR_COLOUR = "var(--jp-error-color1,#d32f2f)"
 
 
 def _small(text: str, *, colour: str = "var(--jp-ui-font-color2,#616161)") -> str:
@@ -74,6 +80,9 @@ class PixeryPanel(w.VBox):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._syncing = False
         self._ticker: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        #: How many of the controller's ``batch_images`` the output shows already.
+        self._batch_shown = 0
 
         self.status_indicator = StatusIndicator(self.watcher)
         self.model_dropdown = ModelDropdown()
@@ -104,6 +113,15 @@ class PixeryPanel(w.VBox):
             description="Seed",
             layout=w.Layout(width="190px"),
             style={"description_width": "40px"},
+        )
+        self.count = w.BoundedIntText(
+            value=1,
+            min=1,
+            max=MAX_COUNT,
+            description="Count",
+            tooltip=f"How many images (1–{MAX_COUNT}), on consecutive seeds",
+            layout=w.Layout(width="120px"),
+            style={"description_width": "44px"},
         )
         self.steps = w.BoundedIntText(
             value=28,
@@ -153,6 +171,12 @@ class PixeryPanel(w.VBox):
         self.elapsed = w.HTML(_small(""))
         self.cost = w.HTML(_small(LEDGER.summary()))
         self.message = w.HTML("")
+        self.progress_bar = w.IntProgress(
+            value=0, min=0, max=1, bar_style="info", layout=w.Layout(width="240px")
+        )
+        self.progress_label = w.HTML("")
+        #: A batch's failures (or what a cancel left), in words.
+        self.progress_note = w.HTML("")
         self.image_output = ImageOutput()
 
         def row(*parts: w.Widget) -> w.HBox:  # a Layout each: hiding one row must not hide all
@@ -164,14 +188,20 @@ class PixeryPanel(w.VBox):
         self._negative_row = w.Box([self.negative_prompt], layout=w.Layout(width="100%"))
         self._steps_cfg = w.HBox([self.steps, self.cfg])
         self._reference_row = row(self.reference, self.clear_reference, self.ip_adapter_scale)
+        self._progress_box = w.VBox(
+            [row(self.progress_bar, self.progress_label), self.progress_note],
+            layout=w.Layout(width="100%", display="none"),
+        )
+        self._progress_box.add_class("pixery-progress")
         children = [
             self.status_indicator,
             row(self.model_dropdown, self.lora_picker),
             self.prompt,
             self._negative_row,
-            row(self.size, self.seed, self._steps_cfg),
+            row(self.size, self.seed, self.count, self._steps_cfg),
             self._reference_row,
             row(self.generate_button, self.elapsed, self.cost),
+            self._progress_box,
             self.message,
             self.image_output,
         ]
@@ -216,12 +246,17 @@ class PixeryPanel(w.VBox):
     def last_generation(self) -> Generation | None:
         return self.controller.last_generation
 
+    @property
+    def batch(self) -> Batch | None:
+        """The batch the Count field started (running or last), or ``None``."""
+        return self.controller.batch
+
     async def refresh(self) -> SelfHostedStatus:
         """Re-read the settings (SELFHOSTED_API_URL, keys, ``.env``) and check the server now."""
         return await self.watcher.refresh()
 
     async def wait_idle(self) -> None:
-        """Wait until the generation, checks it caused, and drawing its image are over."""
+        """Wait until the generation or batch, checks it caused, and drawing images are over."""
         while True:
             await self.controller.wait_idle()
             pending = [t for t in self._tasks if not t.done()]
@@ -249,6 +284,7 @@ class PixeryPanel(w.VBox):
             ip_adapter_scale=self.ip_adapter_scale.value,
             lora=self.lora_picker.lora,
             lora_scale=self.lora_picker.lora_scale,
+            count=self.count.value,
         )
 
     # -- from the controller to the widgets -----------------------------------------------
@@ -258,6 +294,9 @@ class PixeryPanel(w.VBox):
             self._render_form()
         elif what == "generation":
             self._render_generation()
+        elif what == "progress":
+            self._render_progress()
+            self._show_batch_images()
         elif what == "message":
             self._render_message()
 
@@ -294,17 +333,33 @@ class PixeryPanel(w.VBox):
 
     def _render_generation(self) -> None:
         ctrl = self.controller
+        snap = ctrl.progress()
+        self._render_progress()
         if ctrl.running:
             self.generate_button.description = "Cancel"
             self.generate_button.button_style = "warning"
-            self.image_output.show_note(f"Generating with {ctrl.view().label}…")
+            if snap is not None:
+                self._batch_shown = 0  # a new batch: its images come from the start
+                note = f"Generating {snap.total} images with {ctrl.view().label}…"
+            else:
+                note = f"Generating with {ctrl.view().label}…"
+            self.image_output.show_note(note)
             if self._ticker is None or self._ticker.done():
                 self._ticker = spawn(self._tick(), self._tasks, self._show_failure)
             return
         self.generate_button.description = "Generate"
         self.generate_button.button_style = "primary"
         self._show_elapsed()
-        if ctrl.last_outcome == "done" and ctrl.last_generation is not None:
+        if snap is not None:  # a batch: its images showed as they arrived
+            self._show_batch_images()
+            if not ctrl.batch_images:
+                if ctrl.last_outcome == "cancelled":
+                    self.image_output.show_note("Cancelled.")
+                else:
+                    self.image_output.show_error(
+                        ctrl.last_error or "No image arrived.", title="No image could be made"
+                    )
+        elif ctrl.last_outcome == "done" and ctrl.last_generation is not None:
             generation = ctrl.last_generation
             if (
                 spawn(
@@ -318,6 +373,49 @@ class PixeryPanel(w.VBox):
         elif ctrl.last_outcome == "cancelled":
             self.image_output.show_note("Cancelled.")
         self._render_message()
+
+    def _render_progress(self) -> None:
+        """The batch's bar, its line and its failures; hidden after a single image."""
+        ctrl = self.controller
+        snap = ctrl.progress()
+        if snap is None:
+            self._progress_box.layout.display = "none"
+            return
+        self._progress_box.layout.display = None
+        style = "success" if snap.done == snap.total else "warning"
+        with self.progress_bar.hold_sync():
+            self.progress_bar.max = max(1, snap.total)
+            self.progress_bar.value = snap.settled
+            self.progress_bar.bar_style = style if snap.finished else "info"
+        label = _small(ctrl.progress_text())
+        if self.progress_label.value != label:
+            self.progress_label.value = label
+        note = ctrl.batch_note
+        if not note:
+            self.progress_note.value = ""
+        elif ctrl.batch_failures():
+            self.progress_note.value = _small(note, colour=_ERROR_COLOUR)
+        else:  # only a cancel: not an error
+            self.progress_note.value = _small(note)
+
+    def _show_batch_images(self) -> None:
+        """Show the batch's new images in arrival order, one after the other."""
+        if self._batch_shown >= len(self.controller.batch_images):
+            return
+        if self._drainer is not None and not self._drainer.done():
+            return  # it picks the new ones up
+        self._drainer = spawn(self._drain_batch_images(), self._tasks, self._show_failure)
+        if self._drainer is None:  # no event loop (a plain script): draw here
+            images = self.controller.batch_images
+            for generation in images[self._batch_shown :]:
+                self.image_output.show_generation(generation)
+            self._batch_shown = len(images)
+
+    async def _drain_batch_images(self) -> None:
+        while self._batch_shown < len(self.controller.batch_images):
+            generation = self.controller.batch_images[self._batch_shown]
+            self._batch_shown += 1
+            await self.image_output.ashow_generation(generation)
 
     def _render_message(self) -> None:
         text = self.controller.message
@@ -333,6 +431,7 @@ class PixeryPanel(w.VBox):
     async def _tick(self) -> None:
         while self.controller.running:
             self._show_elapsed()
+            self._render_progress()  # a batch's elapsed and time left move on between images
             await asyncio.sleep(TICK_SECONDS)
         self._show_elapsed()
 
