@@ -3,12 +3,13 @@ draws an image when Generate is pressed.
 
 JupyterLab gets SELFHOSTED_API_URL pointing at a simulator in this process and no
 API keys, as `make demo` does. The picture taken at the end is the README's first
-picture: saved to test-artifacts/screenshots/quickstart.png and copied over
-docs/panel.png on every run.
+picture: saved to test-artifacts/screenshots/quickstart.png, and copied over
+docs/panel.png when UPDATE_README_PICTURE=1 (so a test run leaves the tree clean).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -107,5 +108,6 @@ def take_readme_picture(lab: LabPage, panel: Locator) -> None:
     shot = SCREENSHOT_DIR / "quickstart.png"
     clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}
     lab.page.screenshot(path=str(shot), clip=clip)
-    README_PICTURE.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, README_PICTURE)
+    if os.environ.get("UPDATE_README_PICTURE") == "1":
+        README_PICTURE.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, README_PICTURE)
