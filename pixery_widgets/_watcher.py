@@ -6,6 +6,11 @@ while the server answers, backing off 5→10→20→40→60 s while it does not,
 server started after the notebook opened shows up by itself), and tells its
 listeners about every change.
 
+Every request resets the server's idle clock, so checking forever would keep a
+rented GPU awake (and billed) for as long as a notebook stays open. After
+``QUIET_AFTER`` seconds without use from this panel (no generation, no
+refresh), automatic checks of a healthy server pause; the next use resumes them.
+
 It never checks while this process has its own work running on the server
 (a generation, a model switch): the server blocks while it draws, so such a
 check would only time out. It shows ``busy`` instead.
@@ -29,12 +34,14 @@ from ._status import acheck_selfhosted, checking_status, known_models
 from ._types import SelfHostedStatus, ServerState
 from .providers.selfhosted import generations_in_flight
 
-__all__ = ["HEALTHY_INTERVAL", "OFFLINE_BACKOFF", "ServerWatcher", "next_delay"]
+__all__ = ["HEALTHY_INTERVAL", "OFFLINE_BACKOFF", "QUIET_AFTER", "ServerWatcher", "next_delay"]
 
 #: Seconds between checks while the server answers.
 HEALTHY_INTERVAL = 30.0
 #: Seconds between checks while it does not: one step further after each failure.
 OFFLINE_BACKOFF = (5.0, 10.0, 20.0, 40.0, 60.0)
+#: Seconds without use after which checks of a healthy server pause (see above).
+QUIET_AFTER = 600.0
 
 Listener = Callable[["ServerWatcher"], None]
 
@@ -66,6 +73,7 @@ class ServerWatcher:
         check: Callable[[Settings], Awaitable[SelfHostedStatus]] = acheck_selfhosted,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        quiet_after: float = QUIET_AFTER,
     ) -> None:
         self._load = load
         self._check = check
@@ -81,6 +89,10 @@ class ServerWatcher:
         self.error: str | None = None
         #: When the current status arrived, on ``clock``.
         self.checked_at: float | None = None
+        self._quiet_after = quiet_after
+        self._last_used = clock()
+        #: True when automatic checks paused so the idle server can shut itself down.
+        self.paused = False
         self._own_work: list[str] = []
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
@@ -108,12 +120,20 @@ class ServerWatcher:
     def own_work(self, what: str) -> Iterator[None]:
         """Mark work of ours on the server (e.g. "loading pony"): show busy, don't check."""
         self._own_work.append(what)
+        self.note_use()
         if self.status.state in (ServerState.HEALTHY, ServerState.BUSY):
             self._set(self._busy_status(), checking=False)
         try:
             yield
         finally:
             self._own_work.remove(what)
+            self.note_use()
+
+    def note_use(self) -> None:
+        """The user did something with the server: keep (or start again) checking it."""
+        self._last_used = self._clock()
+        if self.paused and not self._closed:
+            self.start(check_first=False)
 
     def _in_flight(self) -> bool:
         url = self.settings.selfhosted_url
@@ -143,6 +163,9 @@ class ServerWatcher:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
+        if self.paused:
+            self.paused = False
+            self._notify()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(check_first), name="pixery-server-watcher")
             self._task.add_done_callback(self._task_done)
@@ -154,6 +177,7 @@ class ServerWatcher:
 
     async def refresh(self, *, reload: bool = True) -> SelfHostedStatus:
         """Check now; ``reload`` re-reads SELFHOSTED_API_URL, the keys and the ``.env`` files."""
+        self._last_used = self._clock()
         if reload:
             self.reload_settings()
         status = await self.check_now()
@@ -228,6 +252,10 @@ class ServerWatcher:
             check_first = True
             delay = next_delay(self.status, self.failures)
             if delay is None:
+                return
+            if self.status.reachable and self._clock() - self._last_used >= self._quiet_after:
+                self.paused = True  # let the idle server shut itself down
+                self._notify()
                 return
             await self._sleep(delay)
 

@@ -325,3 +325,39 @@ def test_refresh_restarts_the_schedule_from_its_own_answer(tmp_path):
 
     asyncio.run(asyncio.wait_for(body(), 5))
     assert delays == [HEALTHY_INTERVAL, OFFLINE_BACKOFF[0]]
+
+
+def test_checks_pause_after_quiet_time_so_an_idle_server_can_shut_down(tmp_path):
+    """Every /health resets the server's idle clock: an unused panel must stop asking."""
+    env = Env(tmp_path, SELFHOSTED_API_URL=URL)
+    checks = ScriptedChecks(healthy())
+    now = [0.0]
+
+    async def advance(delay: float) -> None:
+        now[0] += delay
+        await asyncio.sleep(0)
+
+    async def body():
+        watcher = ServerWatcher(
+            load=env.load, check=checks, sleep=advance, clock=lambda: now[0], quiet_after=100.0
+        )
+        watcher.start()
+        for _ in range(200):
+            if watcher.paused:
+                break
+            await asyncio.sleep(0)
+        calls_when_paused = checks.calls
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert checks.calls == calls_when_paused  # nothing more is sent while paused
+        with watcher.own_work("drawing"):  # using the server resumes the checks
+            assert not watcher.paused
+        await watcher.refresh(reload=False)
+        resumed = checks.calls
+        watcher.close()
+        return calls_when_paused, resumed
+
+    calls_when_paused, resumed = asyncio.run(body())
+    # 0 s, 30, 60, 90 (still < 100 s of quiet), then 120 ≥ 100: paused after 5 checks.
+    assert calls_when_paused == 5
+    assert resumed > calls_when_paused

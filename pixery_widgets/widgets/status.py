@@ -62,6 +62,8 @@ def status_text(watcher: ServerWatcher) -> tuple[str, str]:
             parts.append(f"idle {_minutes(idle)}")
         if left is not None:
             parts.append(f"shuts itself down in {_minutes(left)}" if left > 0 else "shutting down")
+        if watcher.paused:
+            parts.append("auto-check paused so it can idle — press Refresh")
         parts.append(status.display_url or "")
         detail = " · ".join(p for p in parts if p)
     if watcher.checking and state is not ServerState.CHECKING:
