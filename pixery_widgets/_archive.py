@@ -457,13 +457,8 @@ def _thumbnail(raw: bytes) -> bytes:
 
 def _make_durable(path: Path) -> None:
     """fsync a file already renamed into place, and its directory entry."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _fsync_dir(path.parent)
+    _fsync_path(path)
+    _fsync_dir(path.parent)
 
 
 def _write_thumbnail(raw: bytes, path: Path) -> None:
@@ -471,15 +466,18 @@ def _write_thumbnail(raw: bytes, path: Path) -> None:
         write_atomic(path, _thumbnail(raw), durable=False)
 
 
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
+def _fsync_path(path: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name == "posix":  # directories cannot be opened for fsync elsewhere
+        _fsync_path(directory)
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
