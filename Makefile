@@ -35,5 +35,9 @@ lint: deps
 bench: deps
 	$(PY) -m benchmarks
 
+## Every answer parser fuzzed far longer than CI does (minutes, random examples).
+fuzz: deps
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/test_fuzz_parsers.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts benchmarks/results

@@ -111,6 +111,12 @@ class Settings:
     #: so a panel still opens with the cloud models.
     url_error: str | None = None
 
+    def __repr__(self) -> str:  # the URL may carry user:password; keys show as Secret(***)
+        return (
+            f"Settings(selfhosted_url={self.display_url!r}, keys={dict(self.keys)!r}, "
+            f"archive_dir={self.archive_dir!r}, url_error={self.url_error!r})"
+        )
+
     def key_for(self, provider: str) -> Secret | None:
         return self.keys.get(provider)
 

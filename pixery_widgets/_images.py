@@ -44,7 +44,7 @@ def decode_base64_image(data: object, *, provider: str) -> bytes:
         raise ImageDecodeError(
             f"The {provider} answer has no image data (expected base64 text).", provider=provider
         )
-    text = data.split(",", 1)[1] if data.startswith("data:") else data
+    text = data.partition(",")[2] if data.startswith("data:") else data
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +231,13 @@ class SelfHostedStatus:
     loras: tuple[str, ...] = ()
     known_models: tuple[str, ...] | None = None
     checked_at: float | None = None
+
+    def __repr__(self) -> str:  # the URL may carry user:password: shown masked
+        shown = (
+            f"{f.name}={(self.display_url if f.name == 'url' else getattr(self, f.name))!r}"
+            for f in fields(self)
+        )
+        return f"SelfHostedStatus({', '.join(shown)})"
 
     @property
     def reachable(self) -> bool:

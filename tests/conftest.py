@@ -13,6 +13,8 @@ import pytest
 
 from pixery_widgets.sim import SimConfig, SimServer
 
+pytest_plugins = ["_secrets_plugin"]  # sentinel API keys, and a sweep for them
+
 
 @pytest.fixture
 def sim_factory() -> Iterator[Callable[..., SimServer]]:
@@ -78,3 +80,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Run the slow browser tests last, so quick failures show first."""
     browser_dir = Path(__file__).parent / "browser"
     items.sort(key=lambda item: browser_dir in Path(str(item.path)).parents)
+
+
+@pytest.fixture(autouse=True)
+def _archive_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test archives into its own temp dir and reads no .env from the repo or home."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIXERY_ARCHIVE_DIR", str(tmp_path / "pixery-out"))
+    monkeypatch.setenv("HOME", str(tmp_path))

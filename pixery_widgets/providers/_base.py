@@ -9,14 +9,16 @@ reports a dropped connection or a timeout in the same words.
 from __future__ import annotations
 
 import abc
+import asyncio
 import json
 import socket
-from collections.abc import Iterator
-from typing import Any, ClassVar
+import sys
+from collections.abc import Coroutine, Iterator
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from .._config import Settings
+from .._config import Settings, mask_url
 from .._errors import (
     BadResponseError,
     ConnectionFailedError,
@@ -26,7 +28,9 @@ from .._errors import (
 from .._http import MAX_RESPONSE_BYTES, get_client, read_limited
 from .._types import Generation, GenerationRequest
 
-__all__ = ["Provider", "describe_transport_error", "send"]
+__all__ = ["Provider", "describe_transport_error", "send", "total_budget"]
+
+T = TypeVar("T")
 
 
 class Provider(abc.ABC):
@@ -78,8 +82,14 @@ def describe_transport_error(exc: httpx.TransportError, where: str) -> PixeryErr
             f"{where} could not be reached ({text}).", reason="unreachable"
         )
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        if "without sending a response" in text:  # a kept-alive connection it had closed
+            return ConnectionFailedError(
+                f"{where} closed the connection without answering; "
+                "it may have stopped or restarted.",
+                reason="connection dropped",
+            )
         return ConnectionFailedError(
-            f"{where} dropped the connection in the middle of its answer.",
+            f"{where} dropped the connection before its answer was complete.",
             reason="connection dropped",
         )
     return ConnectionFailedError(f"{where}: network error ({text}).", reason="network error")
@@ -96,6 +106,41 @@ def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+def total_budget(timeout: float | httpx.Timeout) -> float | None:
+    """Seconds the whole exchange may take: the longest of the per-phase timeouts.
+
+    httpx times each read separately, so a server that answers a byte at a time
+    would hold a request forever; the whole answer gets this deadline as well.
+    """
+    if isinstance(timeout, httpx.Timeout):
+        phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+        values = [v for v in phases if v is not None]
+        return max(values) if values else None
+    return timeout
+
+
+async def _within(seconds: float | None, coro: Coroutine[Any, Any, T]) -> T:
+    """``coro`` with a deadline; ``asyncio.TimeoutError`` when it passes.
+
+    Not ``wait_for``: before Python 3.12 it can swallow a cancellation that
+    arrives just as the inner call finishes, and a cancelled task would run on.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await coro
+    task = asyncio.ensure_future(coro)  # pragma: no cover - Python 3.10
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        raise asyncio.TimeoutError
+    return task.result()
 
 
 async def send(
@@ -118,15 +163,36 @@ async def send(
     client = get_client()
     if content is not None:
         headers = {**(headers or {}), "Content-Type": "application/json"}
-    request = client.build_request(
-        method, url, json=json_body, content=content, headers=headers, timeout=timeout
-    )
     try:
+        request = client.build_request(
+            method, url, json=json_body, content=content, headers=headers, timeout=timeout
+        )
+    except httpx.InvalidURL as exc:  # an address taken from an answer may be anything
+        raise BadResponseError(
+            f"{where}: the address {mask_url(url)!r} is not a valid URL ({exc}).",
+            reason="bad address",
+        ) from None
+    answering = False
+
+    async def exchange() -> tuple[httpx.Response, bytes]:
+        nonlocal answering
         response = await client.send(request, stream=True)
+        answering = True
         try:
-            body = await read_limited(response, limit)
+            return response, await read_limited(response, limit)
         finally:
             await response.aclose()
+
+    budget = total_budget(timeout)
+    try:
+        response, body = await _within(budget, exchange())
+    except asyncio.TimeoutError:
+        raise ServerTimeoutError(
+            f"{where} started answering but did not finish within {budget:g} s."
+            if answering
+            else f"{where} did not answer within {budget:g} s.",
+            reason="timed out",
+        ) from None
     except OverflowError:
         raise BadResponseError(
             f"{where} sent an answer larger than {limit // (1024 * 1024)} MB; refused.",
@@ -141,10 +207,15 @@ def parse_json(body: bytes, *, where: str) -> Any:
     """Body → JSON, or a ``BadResponseError`` that says it was not JSON."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         snippet = body[:80].decode("utf-8", "replace").strip()
         hint = f" (it began {snippet!r})" if snippet else " (it was empty)"
+        what = (
+            f"JSON that is cut off or malformed ({len(body)} bytes)"
+            if snippet[:1] in ("{", "[")
+            else "something that is not JSON"
+        )
         raise BadResponseError(
-            f"{where} answered with something that is not JSON{hint}.",
+            f"{where} answered with {what}{hint}.",
             reason="bad answer (not JSON)",
         ) from None

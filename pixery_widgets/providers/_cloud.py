@@ -121,7 +121,10 @@ class Service:
     subdomains: bool = False
 
     def allows(self, url: str) -> bool:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed "[" from a broken answer
+            return False
         host = (parts.hostname or "").lower()
         if parts.scheme != "https" or not host:
             return False
@@ -130,7 +133,7 @@ class Service:
     def auth_headers(self, key: Secret, url: str) -> dict[str, str]:
         """The key header for ``url``; refuses any URL not on this provider's host."""
         if not self.allows(url):
-            host = urlsplit(url).hostname or url
+            host = _hostname(url) or url
             raise BadResponseError(
                 f"{self.label} pointed to {host!r}, which is not {self.key_host}; "
                 f"your {self.label} key is only ever sent to {self.key_host}, so this was refused.",
@@ -138,6 +141,14 @@ class Service:
                 reason="unexpected host",
             )
         return {self.header: self.scheme + key.reveal()}
+
+
+def _hostname(url: str) -> str | None:
+    """The host of ``url``, or None when there is none or the URL is malformed."""
+    try:
+        return urlsplit(url).hostname or None
+    except ValueError:
+        return None
 
 
 def env_names(provider: str) -> str:
@@ -221,7 +232,7 @@ def parse_error(body: bytes) -> ErrorInfo:
     """Gemini/OpenAI ``{"error": {...}}``, fal ``{"detail": ...}`` or anything else."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return ErrorInfo(None, frozenset())
     if not isinstance(data, dict):
         return ErrorInfo(None, frozenset())
@@ -485,16 +496,25 @@ async def fetch_image(
     service: Service, url: str, *, settings: Settings, timeout: float = 60.0
 ) -> tuple[bytes, int, int]:
     """Download an image an answer points to, with no credentials (another host)."""
-    if url.startswith("data:"):
-        return await asyncio.to_thread(decode_image, url, service)
-    scheme = urlsplit(url).scheme
-    if scheme not in ("http", "https"):
+    if not isinstance(url, str):
         raise BadResponseError(
-            f"{service.label} gave an image address that is not http(s): {scheme}:…",
+            f"{service.label} gave an image address that is not text: {type(url).__name__}.",
             provider=service.name,
             reason="bad image address",
         )
-    host = urlsplit(url).hostname or "?"
+    if url.startswith("data:"):
+        return await asyncio.to_thread(decode_image, url, service)
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = "?"
+    if scheme not in ("http", "https") or _hostname(url) is None:
+        raise BadResponseError(
+            f"{service.label} gave an image address that is not a usable http(s) URL ({scheme}:…).",
+            provider=service.name,
+            reason="bad image address",
+        )
+    host = _hostname(url) or "?"
     _status, _headers, body = await call(
         service,
         "GET",

@@ -60,7 +60,9 @@ EXTRAS = ("aspect_ratio", "image_size")
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count from ``usage``; anything but a sane whole number counts as 0."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**12
+    return value if ok else 0
 
 
 def gemini_cost(api_id: str, usage: Any) -> float | None:

@@ -1,7 +1,8 @@
 """The user's own SDXL inference server (CONTRACT.md section 1).
 
 Plain HTTP, no authentication: nothing but the request body and a User-Agent
-is ever sent, never a cloud key. The server draws one image at a time and
+is ever sent, never a cloud key (only a ``user:password@`` the user wrote in the
+URL goes along, as Basic auth to that server). The server draws one image at a time and
 blocks every other request meanwhile, so this module counts the generations
 this process has in flight per server: a health check that times out during
 one means "busy", not "offline".
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -83,10 +86,15 @@ def _require_dict(data: Any, what: str) -> dict[str, Any]:
 
 
 def _opt_number(data: dict[str, Any], key: str) -> float | None:
+    """A finite number, or None (JSON allows 1e999, NaN and integers too big for a float)."""
     value = data.get(key)
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _opt_str(data: dict[str, Any], key: str) -> str | None:
@@ -214,8 +222,14 @@ def error_from_status(status: int, body: bytes, where: str) -> ServerError:
         cls = ModelUnavailableError
     else:
         cls = ServerError
+    # A 5xx other than "not downloaded" is the server (or a proxy before it) failing, not refusing.
+    verb = (
+        "failed with an internal error"
+        if status >= 500 and status != 503
+        else "refused the request"
+    )
     return cls(
-        f"{where} refused the request: {text}",
+        f"{where} {verb}: {text}",
         provider="selfhosted",
         status_code=status,
         detail=detail,
@@ -226,6 +240,21 @@ def error_from_status(status: int, body: bytes, where: str) -> ServerError:
 # -- the client -------------------------------------------------------------------------
 
 
+def _split_credentials(url: str) -> tuple[str, dict[str, str] | None]:
+    """``http://user:pass@host`` → (``http://host``, a Basic ``Authorization`` header).
+
+    The credentials go in the header only, so no URL that httpx logs or puts in an
+    error ever carries them.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
+
+
 class SelfHostedClient:
     """The server's five routes, for one URL."""
 
@@ -233,6 +262,7 @@ class SelfHostedClient:
         if not url:
             raise ConfigurationError("No self-hosted server configured (set SELFHOSTED_API_URL).")
         self.url = url.rstrip("/")
+        self._base, self._headers = _split_credentials(self.url)
 
     def __repr__(self) -> str:
         return f"SelfHostedClient({mask_url(self.url)!r})"
@@ -247,7 +277,12 @@ class SelfHostedClient:
     ) -> Any:
         where = _where(self.url)
         status, _headers, raw = await send(
-            method, self.url + path, where=where, timeout=timeout, json_body=body
+            method,
+            self._base + path,
+            where=where,
+            timeout=timeout,
+            json_body=body,
+            headers=self._headers,
         )
         if not 200 <= status < 300:
             raise error_from_status(status, raw, where)
