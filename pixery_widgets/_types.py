@@ -136,7 +136,7 @@ class Generation:
         parts = [self.model, f"seed {self.seed}" if self.seed is not None else "seed n/a"]
         parts += [f"{width}×{height}", f"{self.elapsed_s:.1f} s", f"${self.cost_usd:.3f}"]
         if self.path is not None:
-            parts.append(str(self.path))
+            parts.append(_short_path(self.path))
         return " · ".join(parts)
 
     def __repr__(self) -> str:
@@ -159,6 +159,14 @@ class Generation:
             f'style="max-width:512px"/><figcaption style="font-size:12px">'
             f"{_escape(self.caption())}</figcaption></figure>"
         )
+
+
+def _short_path(path: Path) -> str:
+    """The path relative to the working directory when it lies below it (short captions)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _escape(text: str) -> str:

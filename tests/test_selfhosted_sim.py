@@ -229,3 +229,12 @@ def test_the_sync_twin_works_inside_a_running_event_loop(sim):
 
     g = run(inside_a_kernel_like_loop())
     assert g.seed == 5
+
+
+def test_the_caption_names_model_seed_size_time_cost_and_a_short_path(sim, tmp_path):
+    g = run(agenerate("a cat", seed=9, width=832, height=1216, settings=settings_for(sim.url)))
+    caption = g.caption()
+    assert caption.startswith("animagine · seed 9 · 832×1216 · ")
+    assert "$0.000" in caption
+    # The archive lies below the working directory (a temp dir here): shown relative.
+    assert str(g.path.relative_to(tmp_path)) in caption and str(tmp_path) not in caption
