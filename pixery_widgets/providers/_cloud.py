@@ -42,7 +42,7 @@ from .._errors import (
     ServerTimeoutError,
 )
 from .._images import check_image_bytes, decode_base64_image
-from ._base import parse_json, send
+from ._base import Provider, parse_json, send
 
 __all__ = [
     "RETRY",
@@ -159,6 +159,19 @@ def missing_key_reason(provider: str) -> str:
     """The short reason shown in a menu: "no API key (set FAL_KEY)"."""
     first = KEY_ENV_NAMES.get(provider, ("its API key",))[0]
     return f"no API key (set {first})"
+
+
+class CloudProvider(Provider):
+    """What every cloud back end shares: a key of its own and a retry policy."""
+
+    def __init__(self, *, retry: RetryPolicy | None = None) -> None:
+        self.retry = retry
+
+    def __repr__(self) -> str:  # never the key, never the policy's internals
+        return f"{type(self).__name__}()"
+
+    def unavailable_reason(self, settings: Settings) -> str | None:
+        return None if settings.has_key(self.name) else missing_key_reason(self.name)
 
 
 def require_key(settings: Settings, service: Service) -> Secret:

@@ -33,7 +33,7 @@ from .._errors import (
 )
 from .._types import Generation, GenerationRequest
 from . import _cloud
-from ._base import Provider, send
+from ._base import send
 
 __all__ = ["FAL", "IMAGE_SIZES", "FalProvider", "FalQueueStatus"]
 
@@ -104,7 +104,7 @@ def _app_id(api_id: str) -> str:
     return "/".join(api_id.split("/")[:2])
 
 
-class FalProvider(Provider):
+class FalProvider(_cloud.CloudProvider):
     """fal's queue: submit, poll, fetch, download; one reference for z-image."""
 
     name: ClassVar[str] = "fal"
@@ -123,15 +123,9 @@ class FalProvider(Provider):
         retry: _cloud.RetryPolicy | None = None,
         max_wait_s: float | None = None,
     ) -> None:
-        self.retry = retry
+        super().__init__(retry=retry)
         if max_wait_s is not None:
             self.max_wait_s = max_wait_s
-
-    def __repr__(self) -> str:
-        return "FalProvider()"
-
-    def unavailable_reason(self, settings: Settings) -> str | None:
-        return None if settings.has_key(self.name) else _cloud.missing_key_reason(self.name)
 
     def validate(self, request: GenerationRequest) -> None:
         try:

@@ -18,7 +18,6 @@ from .._config import Settings
 from .._errors import BadResponseError, ContentRefusedError, InvalidRequestError
 from .._types import Generation, GenerationRequest
 from . import _cloud
-from ._base import Provider
 
 __all__ = ["GEMINI", "GeminiProvider", "gemini_cost"]
 
@@ -150,20 +149,11 @@ def _refusal(data: dict[str, Any], settings: Settings) -> ContentRefusedError:
     )
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(_cloud.CloudProvider):
     """``generateContent`` with image output; up to 10 reference images."""
 
     name: ClassVar[str] = "gemini"
     label: ClassVar[str] = "Gemini"
-
-    def __init__(self, *, retry: _cloud.RetryPolicy | None = None) -> None:
-        self.retry = retry
-
-    def __repr__(self) -> str:
-        return "GeminiProvider()"
-
-    def unavailable_reason(self, settings: Settings) -> str | None:
-        return None if settings.has_key(self.name) else _cloud.missing_key_reason(self.name)
 
     def validate(self, request: GenerationRequest) -> None:
         unknown = sorted(set(request.extra) - set(EXTRAS))

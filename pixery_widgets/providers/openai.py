@@ -17,7 +17,6 @@ from .._config import Settings
 from .._errors import BadResponseError, ContentRefusedError, InvalidRequestError
 from .._types import Generation, GenerationRequest
 from . import _cloud
-from ._base import Provider
 
 __all__ = ["OPENAI", "SIZES", "OpenAIProvider", "openai_cost"]
 
@@ -89,20 +88,11 @@ def openai_cost(api_id: str, size: str, quality: Any, usage: Any) -> float | Non
     return None
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(_cloud.CloudProvider):
     """``POST /v1/images/generations``; no reference images."""
 
     name: ClassVar[str] = "openai"
     label: ClassVar[str] = "OpenAI"
-
-    def __init__(self, *, retry: _cloud.RetryPolicy | None = None) -> None:
-        self.retry = retry
-
-    def __repr__(self) -> str:
-        return "OpenAIProvider()"
-
-    def unavailable_reason(self, settings: Settings) -> str | None:
-        return None if settings.has_key(self.name) else _cloud.missing_key_reason(self.name)
 
     def validate(self, request: GenerationRequest) -> None:
         api_id = CATALOG[request.model].api_id
