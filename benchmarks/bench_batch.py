@@ -66,7 +66,9 @@ def measure(jobs: int = 40, runs: int = 3) -> dict[str, Any]:
     prompts, seeds = _plan(jobs)
     ideal = jobs * GEN_SECONDS
     with (
-        tempfile.TemporaryDirectory(prefix="pixery-bench-batch-") as archive_dir,
+        tempfile.TemporaryDirectory(
+            prefix="pixery-bench-batch-", ignore_cleanup_errors=True
+        ) as archive_dir,
         sim_process(gen_seconds=GEN_SECONDS, switch_seconds=0) as sim,
     ):
         settings = bench_settings(sim.url, archive_dir)

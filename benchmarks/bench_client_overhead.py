@@ -62,7 +62,9 @@ def run(quick: bool = False) -> list[Result]:
     repeats = 3 if quick else 7
     archiving = _archive_supported()
     with (
-        tempfile.TemporaryDirectory(prefix="pixery-bench-archive-") as archive_dir,
+        tempfile.TemporaryDirectory(
+            prefix="pixery-bench-archive-", ignore_cleanup_errors=True
+        ) as archive_dir,
         sim_process(gen_seconds=0, switch_seconds=0) as sim,
     ):
         settings = bench_settings(sim.url, archive_dir)

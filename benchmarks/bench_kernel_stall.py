@@ -85,7 +85,9 @@ def run(quick: bool = False) -> list[Result]:
     repeats = 3 if quick else 5
     how, batch = _batch_runner()
     with (
-        tempfile.TemporaryDirectory(prefix="pixery-bench-stall-") as archive_dir,
+        tempfile.TemporaryDirectory(
+            prefix="pixery-bench-stall-", ignore_cleanup_errors=True
+        ) as archive_dir,
         sim_process(gen_seconds=0, switch_seconds=0) as sim,
     ):
         settings = bench_settings(sim.url, archive_dir)

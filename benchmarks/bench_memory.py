@@ -107,7 +107,9 @@ def _measure(mode: str, url: str, archive_dir: str, n: int) -> dict[str, Any]:
 
 def run(quick: bool = False) -> list[Result]:
     with (
-        tempfile.TemporaryDirectory(prefix="pixery-bench-mem-") as archive_dir,
+        tempfile.TemporaryDirectory(
+            prefix="pixery-bench-mem-", ignore_cleanup_errors=True
+        ) as archive_dir,
         sim_process(gen_seconds=0, switch_seconds=0) as sim,
     ):
         ours = _measure("px", sim.url, archive_dir, GENERATIONS)

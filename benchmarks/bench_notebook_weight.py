@@ -79,7 +79,7 @@ def run(quick: bool = False) -> list[Result]:
         ]
 
     with (
-        tempfile.TemporaryDirectory(prefix="pixery-bench-nb-") as tmp,
+        tempfile.TemporaryDirectory(prefix="pixery-bench-nb-", ignore_cleanup_errors=True) as tmp,
         sim_process(gen_seconds=0, switch_seconds=0) as sim,
     ):
         folder = Path(tmp)

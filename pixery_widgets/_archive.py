@@ -354,12 +354,15 @@ class ArchiveRecord:
         return self.path.read_bytes()
 
     def thumbnail_bytes(self) -> bytes:
-        """The small JPEG (made from the image when the thumbnail file is missing)."""
+        """The small JPEG; made from the image (and kept) the first time it is asked for."""
         if self._thumb is not None:
             return self._thumb
         if self.thumb_path is not None and self.thumb_path.is_file():
             return self.thumb_path.read_bytes()
-        return _thumbnail(self.path.read_bytes())
+        thumb = _thumbnail(self.path.read_bytes())
+        if self.thumb_path is not None:
+            _write_thumbnail(thumb, self.thumb_path)
+        return thumb
 
     def __repr__(self) -> str:
         short = self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "..."
@@ -461,9 +464,9 @@ def _make_durable(path: Path) -> None:
     _fsync_dir(path.parent)
 
 
-def _write_thumbnail(raw: bytes, path: Path) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        write_atomic(path, _thumbnail(raw), durable=False)
+def _write_thumbnail(thumb: bytes, path: Path) -> None:
+    with contextlib.suppress(OSError):  # a thumbnail can always be made again
+        write_atomic(path, thumb, durable=False)
 
 
 def _fsync_path(path: Path) -> None:
@@ -665,11 +668,18 @@ class Archive:
             ) from exc
         generation.path = final
         generation.id = gen_id
-        # fsync and the thumbnail (decoding a 1024² PNG costs more than the whole
-        # save) happen in the background; a missing thumbnail is remade when shown.
+        # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
+        # costs more than the whole save) is made when first shown, or by a batch
+        # that needs it for its grid anyway (``athumbnail``), then kept on disk.
         self._background.submit(_make_durable, final)
-        self._background.submit(_write_thumbnail, generation.png_bytes, self.root / rel_thumb)
         return record
+
+    async def athumbnail(self, record: ArchiveRecord, png: bytes) -> bytes:
+        """The record's thumbnail, made off the event loop and kept beside the image."""
+        thumb = await asyncio.to_thread(_thumbnail, png)
+        if record.thumb_path is not None:
+            self._background.submit(_write_thumbnail, thumb, record.thumb_path)
+        return thumb
 
     def flush(self) -> None:
         """Wait until every fsync and thumbnail queued so far is done (tests, shutdown)."""

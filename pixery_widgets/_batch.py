@@ -490,8 +490,7 @@ class Batch:
         try:
             if self.archive is not None:
                 record = await self.archive.asave(generation, batch_id=self.id)
-                if record._thumb is not None:  # never read a file on the event loop
-                    self._thumbs[index] = record._thumb
+                self._thumbs[index] = await self.archive.athumbnail(record, generation.png_bytes)
             else:
                 from ._archive import _thumbnail
 
