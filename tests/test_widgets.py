@@ -575,7 +575,9 @@ def test_count_four_with_seed_ten_shows_four_images_and_a_full_progress_bar(tmp_
     assert [s.generation.seed for s in out.history] == [10, 11, 12, 13]  # in arrival order
     assert out.current is panel.last_generation and out.current.seed == 13  # the latest large
     assert len(out.strip.items) == 4 and out.strip.selected == 3  # the earlier three beside it
-    assert "seed 13" in out.caption.value and str(archive) in out.caption.value
+    saved = out.current.path.relative_to(tmp_path)  # shown relative to the working dir
+    assert saved.parts[0] == archive.name
+    assert "seed 13" in out.caption.value and str(saved) in out.caption.value
     assert [g.seed for g in panel.batch.generations] == [10, 11, 12, 13]
     assert all(g.path is not None and g.path.is_file() for g in panel.batch.generations)
     assert (panel.progress_bar.value, panel.progress_bar.max) == (4, 4)
