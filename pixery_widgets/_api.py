@@ -14,7 +14,7 @@ from typing import Any
 from ._archive import Archive, get_archive
 from ._catalog import resolve_model
 from ._config import KEY_ENV_NAMES, Settings, load_settings
-from ._errors import ConfigurationError, MissingAPIKeyError, UnknownModelError
+from ._errors import ArchiveError, ConfigurationError, MissingAPIKeyError, UnknownModelError
 from ._images import ReferenceLike
 from ._ledger import LEDGER
 from ._status import known_models
@@ -101,22 +101,41 @@ async def agenerate(
         lora_scale=lora_scale,
         extra=extra or None,
     )
-    generation = await get_provider(request.provider).generate(request, settings)
+    provider = get_provider(request.provider)
+    if archive is False:
+        generation = await provider.generate(request, settings)
+        LEDGER.record(generation)
+        return generation
+    arrived: list[Generation] = []
+
+    def keep(generation: Generation) -> None:
+        """Archive in the provider's worker thread, the moment the image is decoded."""
+        arrived.append(generation)
+        _save_to_archive(archive, settings, generation)
+
     try:
-        if archive is not False:
+        generation = await provider.generate(request, settings, on_image=keep)
+        if not arrived:  # this provider leaves the archiving to its caller
+            arrived.append(generation)
             await asyncio.to_thread(_save_to_archive, archive, settings, generation)
     finally:
-        LEDGER.record(generation)
+        if arrived:  # paid for, whether or not it could be archived
+            LEDGER.record(arrived[0])
     return generation
 
 
 def _save_to_archive(
     archive: bool | Archive | str | os.PathLike[str], settings: Settings, generation: Generation
 ) -> None:
-    """Open (once) and write to the archive in one worker-thread hop."""
-    target = get_archive(archive, settings)
-    if target is not None:
-        target.save(generation)
+    """Open (once) and write to the archive; the error carries the image. Worker thread."""
+    try:
+        target = get_archive(archive, settings)
+        if target is not None:
+            target._keep(generation)
+    except ArchiveError as exc:
+        if getattr(exc, "generation", None) is None:
+            exc.generation = generation  # type: ignore[attr-defined]
+        raise
 
 
 def generate(prompt: str, model: str = "animagine", **params: Any) -> Generation:

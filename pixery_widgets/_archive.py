@@ -25,14 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import io
+import itertools
 import json
 import os
 import re
 import secrets
 import sqlite3
 import struct
-import tempfile
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -313,6 +314,62 @@ PRAGMA user_version = {_SCHEMA_VERSION};
 """
 
 
+def _num(info: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = info.get(key)
+    try:
+        return kind(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _fields_from_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed column values of a record, from the JSON the PNG carries."""
+    return {
+        "id": str(info["id"]),
+        "prompt": str(info.get("prompt") or ""),
+        "negative_prompt": info.get("negative_prompt"),
+        "model": str(info.get("model") or ""),
+        "provider": str(info.get("provider") or ""),
+        "seed": _num(info, "seed", int),
+        "width": _num(info, "width", int),
+        "height": _num(info, "height", int),
+        "steps": _num(info, "steps", int),
+        "cfg_scale": _num(info, "cfg_scale", float),
+        "lora": info.get("lora"),
+        "lora_scale": _num(info, "lora_scale", float),
+        "reference_hash": info.get("reference_hash"),
+        "elapsed_s": _num(info, "elapsed_s", float),
+        "cost_usd": _num(info, "cost_usd", float),
+        "batch_id": info.get("batch_id"),
+    }
+
+
+def _row_from_fields(
+    fields: Mapping[str, Any],
+    created_at: str,
+    path: str,
+    thumb_path: str | None,
+    tags: str,
+    params_json: str,
+) -> tuple[Any, ...]:
+    """One index row in ``_COLUMNS`` order (paths relative to the archive root)."""
+    values = {
+        **fields,
+        "created_at": created_at,
+        "path": path,
+        "thumb_path": thumb_path,
+        "tags": tags,
+        "params_json": params_json,
+    }
+    return tuple(values[c] for c in _COLUMNS)
+
+
+_INSERT = (
+    f"INSERT INTO generations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+_INSERT_OR_IGNORE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
+
+
 @dataclass(frozen=True, repr=False)
 class ArchiveRecord:
     """One archived generation: a row of the index, with its files."""
@@ -483,6 +540,37 @@ def _fsync_dir(directory: Path) -> None:
         _fsync_path(directory)
 
 
+_TEMP_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NOINHERIT", 0)
+)
+_temp_serial = itertools.count()
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new private file ``.<name>.<pid>-<n>.tmp`` beside ``path``, creating the folder if needed.
+
+    Cheaper than ``tempfile.mkstemp`` (no random name, no folder check when it
+    exists); ``O_EXCL`` still refuses a name left over by another process.
+    """
+    folder = str(path.parent)
+    for attempt in range(100):
+        tmp_name = os.path.join(folder, f".{path.name}.{os.getpid()}-{next(_temp_serial)}.tmp")
+        try:
+            return os.open(tmp_name, _TEMP_FLAGS, 0o600), tmp_name
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            if attempt:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", folder)
+
+
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either absent or whole.
 
@@ -490,8 +578,7 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     ``durable``), then renamed over ``path``; on any failure the temporary file
     is removed. Raises ``OSError``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -610,18 +697,34 @@ class Archive:
         Saving a generation already in this archive (or being saved by another
         thread) returns its record instead of writing a second copy.
         """
+        record = self._save_once(generation, batch_id=batch_id, tags=tuple(tags), want_record=True)
+        assert record is not None
+        return record
+
+    def _keep(self, generation: Generation) -> None:
+        """``save`` without building the record nobody reads (``agenerate``'s hot path)."""
+        self._save_once(generation, batch_id=None, tags=(), want_record=False)
+
+    def _save_once(
+        self,
+        generation: Generation,
+        *,
+        batch_id: str | None,
+        tags: tuple[str, ...],
+        want_record: bool,
+    ) -> ArchiveRecord | None:
         key = id(generation)
         while True:
             with self._saving_lock:
                 if generation.id is not None and self._holds(generation.path):
-                    return self.get(generation.id)
+                    return self.get(generation.id) if want_record else None
                 waiter = self._saving.get(key)
                 if waiter is None:
                     self._saving[key] = threading.Event()
                     break
             waiter.wait()
         try:
-            return self._save(generation, batch_id=batch_id, tags=tuple(tags))
+            return self._save(generation, batch_id=batch_id, tags=tags, want_record=want_record)
         finally:
             with self._saving_lock:
                 self._saving.pop(key).set()
@@ -630,15 +733,20 @@ class Archive:
         return path is not None and path.is_relative_to(self.root) and path.is_file()
 
     def _save(
-        self, generation: Generation, *, batch_id: str | None, tags: tuple[str, ...]
-    ) -> ArchiveRecord:
+        self,
+        generation: Generation,
+        *,
+        batch_id: str | None,
+        tags: tuple[str, ...],
+        want_record: bool = True,
+    ) -> ArchiveRecord | None:
         now = _utcnow()
         gen_id = _new_id(now)
         info = generation_info(generation, gen_id=gen_id, created_at=now, batch_id=batch_id)
         day = f"{now:%Y-%m-%d}"
         seed = f"_s{generation.seed}" if generation.seed is not None else ""
-        rel_path = Path("images") / day / f"{gen_id}_{_slug(generation.model)}{seed}.png"
-        rel_thumb = Path("thumbs") / day / f"{gen_id}.jpg"
+        rel_path = os.path.join("images", day, f"{gen_id}_{_slug(generation.model)}{seed}.png")
+        rel_thumb = os.path.join("thumbs", day, f"{gen_id}.jpg")
         final = self.root / rel_path
         try:
             pixery_json = self._scrub(json.dumps(info, ensure_ascii=True, default=str))
@@ -655,11 +763,12 @@ class Archive:
                 "It was not archived; the image is still in memory (.png_bytes).",
                 generation,
             ) from exc
-        record = self._record_from_info(
-            info, rel_path, rel_thumb, tags=tags, params_json=pixery_json
+        fields = _fields_from_info(info)
+        row = _row_from_fields(
+            fields, info["created_at"], rel_path, rel_thumb, _tags_text(tags), pixery_json
         )
         try:
-            self._insert(record, pixery_json)
+            self._insert(row)
         except sqlite3.Error as exc:
             raise self._error(
                 f"The image was saved to {final} but could not be added to the archive index "
@@ -672,7 +781,11 @@ class Archive:
         # costs more than the whole save) is made when first shown, or by a batch
         # that needs it for its grid anyway (``athumbnail``), then kept on disk.
         self._background.submit(_make_durable, final)
-        return record
+        if not want_record:
+            return None
+        return self._record_from_info(
+            info, Path(rel_path), Path(rel_thumb), tags=tags, params_json=pixery_json
+        )
 
     async def athumbnail(self, record: ArchiveRecord, png: bytes) -> bytes:
         """The record's thumbnail, made off the event loop and kept beside the image."""
@@ -719,26 +832,21 @@ class Archive:
             )
         return [p.read_bytes() for p in files]
 
-    def _insert(self, record: ArchiveRecord, params_json: str, *, ignore: bool = False) -> bool:
-        row = self._row(record, params_json)
-        verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        sql = f"{verb} INTO generations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    def _insert(self, row: tuple[Any, ...], *, ignore: bool = False) -> bool:
+        """Add one index row (``_row``); False when ``ignore`` and the id is already there."""
         with self._lock, self._conn:
-            cursor = self._conn.execute(sql, row)
+            cursor = self._conn.execute(_INSERT_OR_IGNORE if ignore else _INSERT, row)
         return cursor.rowcount > 0
 
     def _row(self, record: ArchiveRecord, params_json: str) -> tuple[Any, ...]:
-        values = {
-            **{c: getattr(record, c) for c in _COLUMNS if hasattr(record, c)},
-            "created_at": record.created_at.isoformat(),
-            "path": str(record.path.relative_to(self.root)),
-            "thumb_path": str(record.thumb_path.relative_to(self.root))
-            if record.thumb_path
-            else None,
-            "tags": _tags_text(record.tags),
-            "params_json": params_json,
-        }
-        return tuple(values[c] for c in _COLUMNS)
+        return _row_from_fields(
+            {c: getattr(record, c) for c in _COLUMNS if hasattr(record, c)},
+            record.created_at.isoformat(),
+            str(record.path.relative_to(self.root)),
+            str(record.thumb_path.relative_to(self.root)) if record.thumb_path else None,
+            _tags_text(record.tags),
+            params_json,
+        )
 
     def _record_from_info(
         self,
@@ -749,33 +857,11 @@ class Archive:
         tags: tuple[str, ...] = (),
         params_json: str | None = None,
     ) -> ArchiveRecord:
-        def num(key: str, kind: type) -> Any:
-            value = info.get(key)
-            try:
-                return kind(value) if value is not None else None
-            except (TypeError, ValueError):
-                return None
-
         return ArchiveRecord(
-            id=str(info["id"]),
+            **_fields_from_info(info),
             created_at=dt.datetime.fromisoformat(str(info["created_at"])),
-            prompt=str(info.get("prompt") or ""),
-            negative_prompt=info.get("negative_prompt"),
-            model=str(info.get("model") or ""),
-            provider=str(info.get("provider") or ""),
-            seed=num("seed", int),
-            width=num("width", int),
-            height=num("height", int),
-            steps=num("steps", int),
-            cfg_scale=num("cfg_scale", float),
-            lora=info.get("lora"),
-            lora_scale=num("lora_scale", float),
-            reference_hash=info.get("reference_hash"),
-            elapsed_s=num("elapsed_s", float),
-            cost_usd=num("cost_usd", float),
             path=self.root / rel_path,
             thumb_path=self.root / rel_thumb if rel_thumb is not None else None,
-            batch_id=info.get("batch_id"),
             tags=tags,
             params=json.loads(params_json) if params_json else dict(info),
             archive=self,
@@ -818,7 +904,7 @@ class Archive:
                 except (OSError, ValueError):
                     rel_thumb = None  # type: ignore[assignment]
             record = self._record_from_info(info, rel_path, rel_thumb, params_json=text)
-            if self._insert(record, text or "{}", ignore=True):
+            if self._insert(self._row(record, text or "{}"), ignore=True):
                 added += 1
         return added
 
@@ -924,6 +1010,8 @@ def _tags_tuple(text: str | None) -> tuple[str, ...]:
 # -- one Archive object per directory, shared by agenerate and batches ----------------------
 
 _archives: dict[Path, Archive] = {}
+#: The same, by the path as given (saves a ``resolve()`` per image).
+_archives_as_given: dict[Path, Archive] = {}
 _archives_lock = threading.Lock()
 
 
@@ -937,8 +1025,15 @@ def get_archive(
     if isinstance(target, Archive):
         return target
     path = settings.archive_dir if target is None or target is True else Path(target)
-    key = path.expanduser().resolve()
     with _archives_lock:
+        archive = _archives_as_given.get(path)
+        if (
+            archive is not None
+            and _archives.get(archive.root) is archive
+            and archive.db_path.exists()
+        ):
+            return archive
+        key = path.expanduser().resolve()
         archive = _archives.get(key)
         if archive is not None and not archive.db_path.exists():  # deleted meanwhile: start anew
             archive.close()
@@ -946,4 +1041,6 @@ def get_archive(
         if archive is None:
             archive = Archive(key, settings=settings)
             _archives[key] = archive
+        if path.is_absolute():  # a relative one depends on the working directory
+            _archives_as_given[path] = archive
         return archive

@@ -13,7 +13,7 @@ import asyncio
 import json
 import socket
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -28,9 +28,12 @@ from .._errors import (
 from .._http import MAX_RESPONSE_BYTES, get_client, read_limited
 from .._types import Generation, GenerationRequest
 
-__all__ = ["Provider", "describe_transport_error", "send", "total_budget"]
+__all__ = ["OnImage", "Provider", "describe_transport_error", "send", "total_budget"]
 
 T = TypeVar("T")
+
+#: Called with an image the moment it is decoded, in the same worker thread.
+OnImage = Callable[[Generation], None]
 
 
 class Provider(abc.ABC):
@@ -49,8 +52,20 @@ class Provider(abc.ABC):
         """Provider-specific local checks; raise ``InvalidRequestError``."""
 
     @abc.abstractmethod
-    async def generate(self, request: GenerationRequest, settings: Settings) -> Generation:
-        """Make one image. Cancelling the task must cancel the remote work where possible."""
+    async def generate(
+        self,
+        request: GenerationRequest,
+        settings: Settings,
+        *,
+        on_image: OnImage | None = None,
+    ) -> Generation:
+        """Make one image. Cancelling the task must cancel the remote work where possible.
+
+        ``on_image``, when given, may be called once with the finished ``Generation``
+        in the worker thread that decoded it, before this returns (the caller archives
+        there, saving a second thread hop); an exception it raises propagates. A
+        provider that does not call it leaves that work to the caller.
+        """
 
 
 def describe_transport_error(exc: httpx.TransportError, where: str) -> PixeryError:

@@ -33,7 +33,7 @@ from .._errors import (
 )
 from .._types import Generation, GenerationRequest
 from . import _cloud
-from ._base import send
+from ._base import OnImage, send
 
 __all__ = ["FAL", "IMAGE_SIZES", "FalProvider", "FalQueueStatus"]
 
@@ -170,6 +170,7 @@ class FalProvider(_cloud.CloudProvider):
         settings: Settings,
         *,
         on_status: OnStatus | None = None,
+        on_image: OnImage | None = None,  # not called: the caller archives after the return
     ) -> Generation:
         key = _cloud.require_key(settings, FAL)
         started = time.perf_counter()

@@ -18,6 +18,7 @@ from .._config import Settings
 from .._errors import BadResponseError, ContentRefusedError, InvalidRequestError
 from .._types import Generation, GenerationRequest
 from . import _cloud
+from ._base import OnImage
 
 __all__ = ["GEMINI", "GeminiProvider", "gemini_cost"]
 
@@ -187,7 +188,13 @@ class GeminiProvider(_cloud.CloudProvider):
             sent["image_size"] = image_config["imageSize"]
         return body, sent
 
-    async def generate(self, request: GenerationRequest, settings: Settings) -> Generation:
+    async def generate(
+        self,
+        request: GenerationRequest,
+        settings: Settings,
+        *,
+        on_image: OnImage | None = None,  # not called: the caller archives after the return
+    ) -> Generation:
         key = _cloud.require_key(settings, GEMINI)
         started = time.perf_counter()
         spec = CATALOG[request.model]

@@ -17,6 +17,7 @@ from .._config import Settings
 from .._errors import BadResponseError, ContentRefusedError, InvalidRequestError
 from .._types import Generation, GenerationRequest
 from . import _cloud
+from ._base import OnImage
 
 __all__ = ["OPENAI", "SIZES", "OpenAIProvider", "openai_cost"]
 
@@ -121,7 +122,13 @@ class OpenAIProvider(_cloud.CloudProvider):
                 body[name] = request.extra[name]
         return body
 
-    async def generate(self, request: GenerationRequest, settings: Settings) -> Generation:
+    async def generate(
+        self,
+        request: GenerationRequest,
+        settings: Settings,
+        *,
+        on_image: OnImage | None = None,  # not called: the caller archives after the return
+    ) -> Generation:
         key = _cloud.require_key(settings, OPENAI)
         started = time.perf_counter()
         spec = CATALOG[request.model]

@@ -32,7 +32,7 @@ from .._errors import (
 )
 from .._images import decode_base64_image
 from .._types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
-from ._base import Provider, parse_json, send
+from ._base import OnImage, Provider, parse_json, send
 
 __all__ = [
     "GENERATE_TIMEOUT",
@@ -255,6 +255,26 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str] | None]:
     return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
 
 
+def _arrived(
+    data: Any, request: GenerationRequest, started: float, on_image: OnImage | None
+) -> Generation:
+    """The ``/generate`` answer → a checked ``Generation``, handed to ``on_image`` (worker thread)."""
+    image, seed, params = parse_generate(data)
+    generation = Generation(
+        png_bytes=image,
+        seed=seed if seed is not None else request.seed,
+        model=request.model,
+        provider="selfhosted",
+        params=params or request.describe(),
+        elapsed_s=time.perf_counter() - started,
+        cost_usd=0.0,
+        request=request,
+    )
+    if on_image is not None:
+        on_image(generation)
+    return generation
+
+
 class SelfHostedClient:
     """The server's five routes, for one URL."""
 
@@ -306,7 +326,10 @@ class SelfHostedClient:
             return data["model"]
         return model
 
-    async def generate(self, request: GenerationRequest) -> Generation:
+    async def generate(
+        self, request: GenerationRequest, *, on_image: OnImage | None = None
+    ) -> Generation:
+        """Draw one image; ``on_image`` runs in the worker thread that decoded it."""
         body: dict[str, Any] = {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt,
@@ -328,17 +351,7 @@ class SelfHostedClient:
         started = time.perf_counter()
         with _track_in_flight(self.url):
             data = await self._json("POST", "/generate", timeout=GENERATE_TIMEOUT, body=body)
-        image, seed, params = await asyncio.to_thread(parse_generate, data)
-        return Generation(
-            png_bytes=image,
-            seed=seed if seed is not None else request.seed,
-            model=request.model,
-            provider="selfhosted",
-            params=params or request.describe(),
-            elapsed_s=time.perf_counter() - started,
-            cost_usd=0.0,
-            request=request,
-        )
+        return await asyncio.to_thread(_arrived, data, request, started, on_image)
 
 
 class SelfHostedProvider(Provider):
@@ -352,7 +365,13 @@ class SelfHostedProvider(Provider):
             return "not configured (set SELFHOSTED_API_URL)"
         return None
 
-    async def generate(self, request: GenerationRequest, settings: Settings) -> Generation:
+    async def generate(
+        self,
+        request: GenerationRequest,
+        settings: Settings,
+        *,
+        on_image: OnImage | None = None,
+    ) -> Generation:
         if settings.url_error:
             raise ConfigurationError(settings.url_error)
         if not settings.selfhosted_url:
@@ -360,4 +379,4 @@ class SelfHostedProvider(Provider):
                 "No self-hosted server is configured: set SELFHOSTED_API_URL "
                 "(in the environment or a .env file), e.g. http://203.0.113.7:8000."
             )
-        return await SelfHostedClient(settings.selfhosted_url).generate(request)
+        return await SelfHostedClient(settings.selfhosted_url).generate(request, on_image=on_image)
