@@ -28,7 +28,7 @@ from .._errors import (
 from .._http import MAX_RESPONSE_BYTES, get_client, read_limited
 from .._types import Generation, GenerationRequest
 
-__all__ = ["OnImage", "Provider", "describe_transport_error", "send", "total_budget"]
+__all__ = ["OnImage", "Provider", "describe_transport_error", "detail_text", "send", "total_budget"]
 
 T = TypeVar("T")
 
@@ -216,6 +216,26 @@ async def send(
     except httpx.TransportError as exc:
         raise describe_transport_error(exc, where) from None
     return response.status_code, dict(response.headers), body
+
+
+def detail_text(detail: Any) -> str | None:
+    """A FastAPI-style ``detail`` in words: a string as is, a 422 list as ``field: msg; …``."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = item.get("loc")
+                where = (
+                    ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+                )
+                msg = str(item.get("msg", "invalid"))
+                parts.append(f"{where}: {msg}" if where else msg)
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or None
+    return None
 
 
 def parse_json(body: bytes, *, where: str) -> Any:

@@ -42,7 +42,7 @@ from .._errors import (
     ServerTimeoutError,
 )
 from .._images import check_image_bytes, decode_base64_image
-from ._base import Provider, parse_json, send
+from ._base import Provider, detail_text, parse_json, send
 
 __all__ = [
     "RETRY",
@@ -211,26 +211,6 @@ class ErrorInfo:
     retry_delay_s: float | None = None
 
 
-def _detail_text(detail: Any) -> str | None:
-    """fal's ``detail``: a string, or FastAPI's list of ``{loc, msg}``."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = item.get("loc")
-                where = (
-                    ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
-                )
-                msg = str(item.get("msg", "invalid"))
-                parts.append(f"{where}: {msg}" if where else msg)
-            else:
-                parts.append(str(item))
-        return "; ".join(parts) or None
-    return None
-
-
 def _duration(text: Any) -> float | None:
     """Google's ``"37s"`` / ``"1.5s"`` durations → seconds."""
     if isinstance(text, str) and text.endswith("s"):
@@ -268,7 +248,7 @@ def parse_error(body: bytes) -> ErrorInfo:
     elif isinstance(error, str):
         message = error
     if message is None:
-        message = _detail_text(data.get("detail"))
+        message = detail_text(data.get("detail"))
     if message is None and isinstance(data.get("message"), str):
         message = data["message"]
     return ErrorInfo(message, frozenset(codes), delay)

@@ -32,7 +32,7 @@ from .._errors import (
 )
 from .._images import decode_base64_image
 from .._types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
-from ._base import OnImage, Provider, parse_json, send
+from ._base import OnImage, Provider, detail_text, parse_json, send
 
 __all__ = [
     "GENERATE_TIMEOUT",
@@ -185,33 +185,13 @@ def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
     return image, seed, dict(params) if isinstance(params, dict) else {}
 
 
-def _detail_text(detail: Any) -> str:
-    """The server's ``detail``: a string (400/503) or FastAPI's list (422), in words."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = item.get("loc")
-                field = (
-                    ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
-                )
-                msg = item.get("msg", "invalid")
-                parts.append(f"{field}: {msg}" if field else str(msg))
-            else:
-                parts.append(str(item))
-        return "; ".join(parts)
-    return str(detail)
-
-
 def error_from_status(status: int, body: bytes, where: str) -> ServerError:
     """A non-2xx answer → the package error carrying the server's own words."""
     try:
         detail = parse_json(body, where=where).get("detail")
     except (BadResponseError, AttributeError):
         detail = None
-    text = _detail_text(detail) if detail is not None else None
+    text = detail_text(detail) or (str(detail) if detail else None)
     if text is None:
         kind = "an HTML page" if body.lstrip()[:1] == b"<" else "no details"
         text = f"HTTP {status} with {kind}"
