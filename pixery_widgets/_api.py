@@ -14,7 +14,7 @@ from typing import Any
 from ._archive import Archive, get_archive
 from ._catalog import resolve_model
 from ._config import KEY_ENV_NAMES, Settings, load_settings
-from ._errors import ArchiveError, ConfigurationError, MissingAPIKeyError, UnknownModelError
+from ._errors import ArchiveError, ConfigurationError, MissingAPIKeyError
 from ._images import ReferenceLike
 from ._ledger import LEDGER
 from ._status import known_models
@@ -36,10 +36,7 @@ async def prepare_request(
     unknown LoRA is refused before a slow ``/generate``.
     """
     local = known_models(settings.selfhosted_url) or ()
-    try:
-        spec = resolve_model(model, local_models=local)
-    except UnknownModelError:
-        raise
+    spec = resolve_model(model, local_models=local)
     server_loras = None
     if spec.is_local and params.get("lora"):
         if not settings.selfhosted_url:

@@ -649,7 +649,9 @@ class Archive:
         settings = settings if settings is not None else load_settings()
         root = Path(path) if path is not None else settings.archive_dir
         self.root = root.expanduser().resolve()
-        self._secrets = [s for s in settings.secrets() if s]
+        #: Scrubs any configured key from what is written (belt and braces: the
+        #: request description holds none).
+        self._scrub = settings.redact
         self._lock = threading.Lock()
         self._saving_lock = threading.Lock()
         self._saving: dict[int, threading.Event] = {}
@@ -677,11 +679,6 @@ class Archive:
         return int(self._query("SELECT COUNT(*) FROM generations", ())[0][0])
 
     # -- writing --------------------------------------------------------------------------------
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def save(
         self,

@@ -48,9 +48,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
         nest_asyncio.apply(loop)
         _patched.add(id(loop))
-    task = (
-        loop.create_task(coro) if not loop.is_running() else asyncio.ensure_future(coro, loop=loop)
-    )
+    task = asyncio.ensure_future(coro, loop=loop)
     try:
         return loop.run_until_complete(task)
     except KeyboardInterrupt:

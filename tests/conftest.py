@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pixery_widgets._status import forget_known_models
 from pixery_widgets.sim import SimConfig, SimServer
 
 pytest_plugins = ["_secrets_plugin"]  # sentinel API keys, and a sweep for them
@@ -88,3 +89,11 @@ def _archive_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PIXERY_ARCHIVE_DIR", str(tmp_path / "pixery-out"))
     monkeypatch.setenv("HOME", str(tmp_path))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session_memory() -> Iterator[None]:
+    """Each test starts without the session's memory of server model lists."""
+    forget_known_models()
+    yield
+    forget_known_models()

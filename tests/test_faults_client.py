@@ -31,7 +31,7 @@ from pixery_widgets._errors import (
 )
 from pixery_widgets._http import MAX_RESPONSE_BYTES
 from pixery_widgets._menu import build_menu
-from pixery_widgets._status import acheck_selfhosted, forget_known_models
+from pixery_widgets._status import acheck_selfhosted
 from pixery_widgets._types import ServerState
 from pixery_widgets.providers import _base, selfhosted
 from pixery_widgets.providers.selfhosted import SelfHostedClient
@@ -41,11 +41,8 @@ GENERATE_BUDGET = 1.5
 
 
 @pytest.fixture(autouse=True)
-def _short_generate_timeout_and_fresh_memory(monkeypatch):
+def _short_generate_timeout(monkeypatch):
     monkeypatch.setattr(selfhosted, "GENERATE_TIMEOUT", httpx.Timeout(GENERATE_BUDGET, connect=1.0))
-    forget_known_models()
-    yield
-    forget_known_models()
 
 
 def run(coro):

@@ -19,18 +19,14 @@ import pytest
 from test_no_loss import assert_archive_consistent
 
 from pixery_widgets._config import Settings, load_settings
-from pixery_widgets._status import forget_known_models
 from pixery_widgets._types import ServerState
 from pixery_widgets.providers import selfhosted
 from pixery_widgets.widgets import PixeryPanel
 
 
 @pytest.fixture(autouse=True)
-def _short_generate_timeout_and_fresh_memory(monkeypatch):
+def _short_generate_timeout(monkeypatch):
     monkeypatch.setattr(selfhosted, "GENERATE_TIMEOUT", httpx.Timeout(1.5, connect=1.0))
-    forget_known_models()
-    yield
-    forget_known_models()
 
 
 def env_for(url: str, tmp_path: Path) -> Callable[[], Settings]:

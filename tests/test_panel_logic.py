@@ -19,18 +19,10 @@ from pixery_widgets._panel_logic import (
     check_count,
     parse_seed,
 )
-from pixery_widgets._status import forget_known_models
 from pixery_widgets._types import HealthInfo, LocalModelInfo, SelfHostedStatus, ServerState
 from pixery_widgets._watcher import ServerWatcher
 
 URL = "http://203.0.113.7:8000"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_session_memory():
-    forget_known_models()
-    yield
-    forget_known_models()
 
 
 def settings_loader(tmp_path: Path, **env: str) -> Callable[[], Settings]:

@@ -29,20 +29,13 @@ from PIL import Image
 import pixery_widgets as px
 from pixery_widgets._config import load_settings
 from pixery_widgets._errors import ConnectionFailedError
-from pixery_widgets._status import acheck_selfhosted, forget_known_models
+from pixery_widgets._status import acheck_selfhosted
 from pixery_widgets._types import ServerState
 from pixery_widgets.providers.selfhosted import SelfHostedClient
 from pixery_widgets.widgets import PixeryPanel
 
 PASSWORD = "s3cretpw-7d1e"
 TESTS_DIR = Path(__file__).resolve().parent
-
-
-@pytest.fixture(autouse=True)
-def _fresh_session_memory():
-    forget_known_models()
-    yield
-    forget_known_models()
 
 
 def with_credentials(url: str) -> str:

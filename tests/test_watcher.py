@@ -4,35 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
+from env_helpers import Env
 
 from pixery_widgets._api import agenerate
-from pixery_widgets._config import Settings, load_settings
-from pixery_widgets._status import forget_known_models
+from pixery_widgets._config import Settings
 from pixery_widgets._types import HealthInfo, SelfHostedStatus, ServerState
 from pixery_widgets._watcher import HEALTHY_INTERVAL, OFFLINE_BACKOFF, ServerWatcher, next_delay
 
 URL = "http://203.0.113.7:8000"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_session_memory():
-    forget_known_models()
-    yield
-    forget_known_models()
-
-
-class Env:
-    """A stand-in for the environment and .env files that a test can change."""
-
-    def __init__(self, tmp_path: Path, **values: str) -> None:
-        self.tmp_path = tmp_path
-        self.values = dict(values)
-
-    def load(self) -> Settings:
-        return load_settings(environ=self.values, cwd=self.tmp_path, home=self.tmp_path)
 
 
 def healthy(url: str = URL) -> SelfHostedStatus:

@@ -9,16 +9,13 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
+from env_helpers import Env
 from PIL import Image
 
-from pixery_widgets._config import Settings, load_settings
 from pixery_widgets._ledger import LEDGER
 from pixery_widgets._menu import MenuEntry
-from pixery_widgets._status import forget_known_models
 from pixery_widgets._types import ServerState
 from pixery_widgets.widgets import (
     ImageOutput,
@@ -28,24 +25,6 @@ from pixery_widgets.widgets import (
     StatusIndicator,
 )
 from pixery_widgets.widgets.image_output import DISPLAY_SIDE
-
-
-@pytest.fixture(autouse=True)
-def _fresh_session_memory():
-    forget_known_models()
-    yield
-    forget_known_models()
-
-
-class Env:
-    """The environment and .env files as a panel would read them; tests change ``values``."""
-
-    def __init__(self, tmp_path: Path, **values: str) -> None:
-        self.tmp_path = tmp_path
-        self.values = dict(values)
-
-    def load(self) -> Settings:
-        return load_settings(environ=self.values, cwd=self.tmp_path, home=self.tmp_path)
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
