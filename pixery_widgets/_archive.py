@@ -1,15 +1,18 @@
 """The archive: every image kept on disk the moment it arrives, and an index to find it.
 
 A paid image must never be lost, so a file is written atomically (a temporary
-file in the same directory, fsync, ``os.replace``) and only then is its row
-inserted in the SQLite index. A crash in between leaves at most a file without
-a row; ``Archive.reindex()`` adds it back from the JSON the PNG carries.
+file in the same directory, then ``os.replace``) and only then is its row
+inserted in the SQLite index, all before ``agenerate`` returns. A crash in
+between leaves at most a file without a row; ``Archive.reindex()`` adds it
+back from the JSON the PNG carries. The fsync (for power loss) follows in a
+background thread, and thumbnails are made the first time they are shown (or
+by a batch, which needs them for its grid anyway).
 
 Layout under the archive directory (``PIXERY_ARCHIVE_DIR``, default ``./pixery-out``)::
 
     index.sqlite                        one row per generation (WAL mode)
     images/2025-01-31/<id>_<model>_s<seed>.png
-    thumbs/2025-01-31/<id>.jpg          small JPEG for grids
+    thumbs/2025-01-31/<id>.jpg          small JPEG for grids (made when first shown)
     references/<reference_hash>/<n>.png reference images, so records regenerate
 
 Each PNG holds an A1111-style ``parameters`` text chunk (read by other Stable
