@@ -55,6 +55,7 @@ __all__ = [
     "atimes",
     "bench_settings",
     "close_shared_client",
+    "interleaved",
     "median",
     "paired",
     "peak_rss_mb",
@@ -250,22 +251,36 @@ async def paired(
     """Seconds for ``measured`` and ``baseline``, alternated (AB, BA, AB…) so that a
     noisy neighbour or a drift hits both alike; the lists are in run order.
     ``setup`` is awaited, untimed, before every call."""
+    a, b = await interleaved([measured, baseline], repeats, warmup=warmup, setup=setup)
+    return a, b
+
+
+async def interleaved(
+    fns: Sequence[Callable[[], Awaitable[object]]],
+    repeats: int,
+    *,
+    warmup: int = 1,
+    setup: Callable[[], Awaitable[object]] | None = None,
+) -> list[list[float]]:
+    """``paired`` for any number of variants: seconds per variant, in run order.
+
+    Each repeat runs every variant once, in an order that alternates direction
+    (ABC, CBA, ABC…), so none always runs first or after the same neighbour."""
     for _ in range(warmup):
-        for fn in (measured, baseline):
+        for fn in fns:
             if setup is not None:
                 await setup()
             await fn()
-    a: list[float] = []
-    b: list[float] = []
+    times: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
     for i in range(repeats):
-        order = [(measured, a), (baseline, b)]
-        for fn, sink in order if i % 2 == 0 else reversed(order):
+        for k in order if i % 2 == 0 else reversed(order):
             if setup is not None:
                 await setup()
             start = time.perf_counter()
-            await fn()
-            sink.append(time.perf_counter() - start)
-    return a, b
+            await fns[k]()
+            times[k].append(time.perf_counter() - start)
+    return times
 
 
 # -- the event-loop stall probe --------------------------------------------------------------

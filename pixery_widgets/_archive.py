@@ -5,8 +5,9 @@ file in the same directory, then ``os.replace``) and only then is its row
 inserted in the SQLite index, all before ``agenerate`` returns. A crash in
 between leaves at most a file without a row; ``Archive.reindex()`` adds it
 back from the JSON the PNG carries. The fsync (for power loss) follows in a
-background thread, and thumbnails are made the first time they are shown (or
-by a batch, which needs them for its grid anyway).
+background thread, in rounds that share one folder fsync among the images of a
+fast batch; thumbnails are made the first time they are shown (or by a batch,
+which needs them for its grid anyway).
 
 Layout under the archive directory (``PIXERY_ARCHIVE_DIR``, default ``./pixery-out``)::
 
@@ -518,10 +519,34 @@ def _thumbnail(raw: bytes) -> bytes:
     return thumbnail_png(raw, THUMB_SIDE, fmt="JPEG")
 
 
-def _make_durable(path: Path) -> None:
-    """fsync a file already renamed into place, and its directory entry."""
-    _fsync_path(path)
-    _fsync_dir(path.parent)
+class _GroupSync:
+    """fsyncs (for power loss) of files already in place, in rounds on a background thread.
+
+    A round takes every file that arrived since the last one, fsyncs each, then each of
+    their folders once. One image alone is synced at once, as before; in a fast batch a
+    folder's fsync, which competes with the next image being written into that folder,
+    serves many images instead of one.
+    """
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._pending: list[Path] = []
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            self._pending.append(path)
+            if len(self._pending) > 1:  # a round is already queued and will take it
+                return
+        self._executor.submit(self._round)
+
+    def _round(self) -> None:
+        with self._lock:
+            paths, self._pending = self._pending, []
+        for path in paths:
+            _fsync_path(path)
+        for folder in {path.parent for path in paths}:
+            _fsync_dir(folder)
 
 
 def _write_thumbnail(thumb: bytes, path: Path) -> None:
@@ -659,6 +684,7 @@ class Archive:
         self._saving_lock = threading.Lock()
         self._saving: dict[int, threading.Event] = {}
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixery-archive")
+        self._durable = _GroupSync(self._background)
         self.db_path = self.root / "index.sqlite"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -780,7 +806,7 @@ class Archive:
         # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
         # costs more than the whole save) is made when first shown, or by a batch
         # that needs it for its grid anyway (``athumbnail``), then kept on disk.
-        self._background.submit(_make_durable, final)
+        self._durable.add(final)
         if not want_record:
             return None
         return self._record_from_info(
@@ -801,7 +827,7 @@ class Archive:
     async def asave(
         self, generation: Generation, *, batch_id: str | None = None, tags: Iterable[str] = ()
     ) -> ArchiveRecord:
-        """``save`` off the event loop (encoding and fsync run in a worker thread)."""
+        """``save`` off the event loop (encoding and writing run in a worker thread)."""
         return await asyncio.to_thread(self.save, generation, batch_id=batch_id, tags=tuple(tags))
 
     @staticmethod

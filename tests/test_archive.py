@@ -180,6 +180,36 @@ def test_save_writes_png_with_parameters_thumbnail_and_row(archive: Archive):
     assert row.path == g.path and row.elapsed_s == pytest.approx(1.25)
 
 
+def _record_fsyncs(monkeypatch) -> list[Path]:
+    """Stand-in for the archive's fsync of one path; returns the list it appends to."""
+    from pixery_widgets import _archive
+
+    synced: list[Path] = []
+    monkeypatch.setattr(_archive, "_fsync_path", synced.append)
+    return synced
+
+
+def test_a_saved_image_and_its_folder_are_fsynced_after_the_save_returns(archive, monkeypatch):
+    synced = _record_fsyncs(monkeypatch)
+    g = make_generation()
+    archive.save(g)
+    archive.flush()
+    assert synced == [g.path, g.path.parent]
+
+
+def test_images_saved_while_a_sync_runs_share_one_folder_fsync(archive, monkeypatch):
+    synced = _record_fsyncs(monkeypatch)
+    import threading
+
+    release = threading.Event()
+    archive._background.submit(release.wait, 10)  # the sync thread is busy meanwhile
+    saved = [archive.save(make_generation(seed=n)).path for n in range(5)]
+    assert synced == []  # nothing synced on the save's path
+    release.set()
+    archive.flush()
+    assert synced == [*saved, saved[0].parent]  # every file, then the folder once
+
+
 def test_index_uses_wal_and_has_the_documented_columns(archive: Archive):
     archive.save(make_generation())
     with sqlite3.connect(archive.db_path) as conn:

@@ -27,6 +27,7 @@ from benchmarks._harness import (  # noqa: E402
     StallProbe,
     atimes,
     bench_settings,
+    interleaved,
     median,
     paired,
     rss_mb,
@@ -163,6 +164,20 @@ def test_timing_helpers_give_one_duration_per_repetition() -> None:
     assert [c for c in calls if c != "setup"][:8] == ["a", "b", "b", "a", "a", "b", "b", "a"]
     assert calls.count("setup") == 8
     assert median([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_interleaved_runs_every_variant_per_repeat_in_alternating_order() -> None:
+    calls: list[str] = []
+
+    def variant(name: str):
+        async def fn() -> None:
+            calls.append(name)
+
+        return fn
+
+    timed = asyncio.run(interleaved([variant("a"), variant("b"), variant("c")], 3, warmup=0))
+    assert [len(t) for t in timed] == [3, 3, 3]
+    assert calls == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
 
 
 def test_stall_probe_sees_a_loop_kept_busy() -> None:
