@@ -28,6 +28,7 @@ else:
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
+    "base64_image_bytes",
     "check_image_bytes",
     "decode_base64_image",
     "reference_to_bytes",
@@ -38,31 +39,48 @@ __all__ = [
 MAX_IMAGE_PIXELS = 64_000_000
 
 
-def decode_base64_image(data: object, *, provider: str) -> bytes:
-    """Base64 text from an answer → image bytes, checked to be a sane image."""
-    if not isinstance(data, str) or not data:
-        raise ImageDecodeError(
-            f"The {provider} answer has no image data (expected base64 text).", provider=provider
-        )
-    text = data.partition(",")[2] if data.startswith("data:") else data
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ImageDecodeError(
-            f"The {provider} answer's image is not valid base64.", provider=provider
-        ) from None
-    check_image_bytes(raw, provider=provider)
+def _whose(label: str) -> str:
+    """``"your server"`` → ``"your server's"``: how a message names the answer's sender."""
+    return f"{label}'s"
+
+
+def decode_base64_image(data: object, *, provider: str, label: str | None = None) -> bytes:
+    """Base64 text from an answer → image bytes, checked to be a sane image.
+
+    ``provider`` is the back end's name (kept on the error), ``label`` how messages
+    call it ("your server", "Gemini"); it defaults to ``provider``.
+    """
+    raw = base64_image_bytes(data, provider=provider, label=label)
+    check_image_bytes(raw, provider=provider, label=label)
     return raw
 
 
-def check_image_bytes(raw: bytes, *, provider: str) -> tuple[int, int]:
+def base64_image_bytes(data: object, *, provider: str, label: str | None = None) -> bytes:
+    """``decode_base64_image`` without the image check (for callers that check it next)."""
+    whose = _whose(label or provider)
+    if not isinstance(data, str) or not data:
+        raise ImageDecodeError(
+            f"{whose[:1].upper()}{whose[1:]} answer has no image data (expected base64 text).",
+            provider=provider,
+        )
+    text = data.partition(",")[2] if data.startswith("data:") else data
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageDecodeError(
+            f"The image in {whose} answer is not valid base64.", provider=provider
+        ) from None
+
+
+def check_image_bytes(raw: bytes, *, provider: str, label: str | None = None) -> tuple[int, int]:
     """Verify ``raw`` is a decodable image no larger than ``MAX_IMAGE_PIXELS``; its size."""
+    whose = _whose(label or provider)
     try:
         with Image.open(io.BytesIO(raw)) as img:
             width, height = img.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(
-                    f"The {provider} answer's image declares {width}×{height} pixels, far too many "
+                    f"The image in {whose} answer declares {width}×{height} pixels, far too many "
                     "to be real; refused (possible decompression bomb).",
                     provider=provider,
                 )
@@ -71,13 +89,13 @@ def check_image_bytes(raw: bytes, *, provider: str) -> tuple[int, int]:
         raise
     except Image.DecompressionBombError:
         raise ImageDecodeError(
-            f"The {provider} answer's image declares far too many pixels to be real; "
+            f"The image in {whose} answer declares far too many pixels to be real; "
             "refused (possible decompression bomb).",
             provider=provider,
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageDecodeError(
-            f"The {provider} answer's image bytes are not a readable image.", provider=provider
+            f"The image in {whose} answer is not a readable image.", provider=provider
         ) from None
     return width, height
 

@@ -165,14 +165,23 @@ def test_an_answer_with_only_text_is_a_refusal(mock, settings):
         generate(settings)
 
 
-@pytest.mark.parametrize("data", ["!!!not base64!!!", NOT_AN_IMAGE_B64, ""])
-def test_image_data_that_is_not_an_image_is_an_image_decode_error(mock, settings, data):
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ("!!!not base64!!!", "The image in Gemini's answer is not valid base64."),
+        (NOT_AN_IMAGE_B64, "The image in Gemini's answer is not a readable image."),
+        ("", None),
+    ],
+)
+def test_image_data_that_is_not_an_image_is_an_image_decode_error(mock, settings, data, words):
     answer = gemini_image(data)
     mock.post(gemini_url()).respond(200, json=answer)
     expected = ContentRefusedError if data == "" else ImageDecodeError
     with pytest.raises(expected) as info:
         generate(settings)
     assert info.value.provider == "gemini"
+    if words is not None:
+        assert str(info.value) == words
 
 
 def test_an_invalid_key_reported_as_400_is_an_authentication_error(mock, settings):

@@ -74,11 +74,24 @@ GENERATE_FAULTS = {
         "answered with JSON that is cut off or malformed",
         "bad answer (not JSON)",
     ),
-    "missing_fields": (ImageDecodeError, "answer has no image data", None),
+    "missing_fields": (ImageDecodeError, "Your server's answer has no image data", None),
     "mistyped_fields": (BadResponseError, "has a seed that is not a number: 'abc'", None),
-    "invalid_base64": (ImageDecodeError, "image is not valid base64", None),
-    "not_an_image": (ImageDecodeError, "image bytes are not a readable image", None),
-    "decompression_bomb": (ImageDecodeError, "possible decompression bomb", None),
+    "invalid_base64": (
+        ImageDecodeError,
+        "The image in your server's answer is not valid base64",
+        None,
+    ),
+    "not_an_image": (
+        ImageDecodeError,
+        "The image in your server's answer is not a readable image",
+        None,
+    ),
+    "decompression_bomb": (
+        ImageDecodeError,
+        "The image in your server's answer declares far too many pixels to be real; "
+        "refused (possible decompression bomb)",
+        None,
+    ),
     "huge_body": (
         BadResponseError,
         "sent an answer larger than 64 MB; refused",

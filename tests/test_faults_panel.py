@@ -74,7 +74,7 @@ PANEL_FAULTS = {
     "|dropped the connection before its answer was complete",
     "hang": "did not answer within 1.5 s",
     "html_500": "failed with an internal error: HTTP 500 with an HTML page",
-    "invalid_base64": "image is not valid base64",
+    "invalid_base64": "The image in your server's answer is not valid base64",
     "status_503": "Model 'animagine' is not downloaded on this server",
 }
 

@@ -33,7 +33,6 @@ from .._errors import (
     BadResponseError,
     ConnectionFailedError,
     ContentRefusedError,
-    ImageDecodeError,
     MissingAPIKeyError,
     PixeryError,
     RateLimitError,
@@ -41,7 +40,7 @@ from .._errors import (
     ServerError,
     ServerTimeoutError,
 )
-from .._images import check_image_bytes, decode_base64_image
+from .._images import base64_image_bytes, check_image_bytes
 from ._base import Provider, detail_text, parse_json, send
 
 __all__ = [
@@ -458,30 +457,18 @@ def encode_reference(raw: bytes) -> tuple[str, str]:
     return mime, base64.b64encode(raw).decode("ascii")
 
 
-def _relabel(exc: ImageDecodeError, service: Service) -> ImageDecodeError:
-    exc.provider = service.name
-    return exc
-
-
 def decode_image(data: object, service: Service) -> tuple[bytes, int, int]:
     """Base64 from an answer → (bytes, width, height), checked to be a sane image.
 
     CPU-bound: call through ``asyncio.to_thread``.
     """
-    try:
-        raw = decode_base64_image(data, provider=service.label)
-        width, height = check_image_bytes(raw, provider=service.label)
-    except ImageDecodeError as exc:
-        raise _relabel(exc, service) from None
-    return raw, width, height
+    raw = base64_image_bytes(data, provider=service.name, label=service.label)
+    return check_image(raw, service)
 
 
 def check_image(raw: bytes, service: Service) -> tuple[bytes, int, int]:
     """Downloaded bytes → (bytes, width, height), checked to be a sane image."""
-    try:
-        width, height = check_image_bytes(raw, provider=service.label)
-    except ImageDecodeError as exc:
-        raise _relabel(exc, service) from None
+    width, height = check_image_bytes(raw, provider=service.name, label=service.label)
     return raw, width, height
 
 

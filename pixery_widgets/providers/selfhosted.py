@@ -175,7 +175,7 @@ def parse_loras(data: Any) -> tuple[str, ...]:
 def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
     """``/generate`` JSON → (image bytes, seed, parameters); the image is checked to decode."""
     data = _require_dict(data, "/generate")
-    image = decode_base64_image(data.get("image"), provider="selfhosted")
+    image = decode_base64_image(data.get("image"), provider="selfhosted", label="your server")
     seed = data.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise BadResponseError(
