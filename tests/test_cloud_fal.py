@@ -28,6 +28,7 @@ from cloud_fixtures import (
 
 import pixery_widgets as px
 from pixery_widgets import (
+    AuthenticationError,
     BadResponseError,
     ContentRefusedError,
     ImageDecodeError,
@@ -288,6 +289,21 @@ def test_a_validation_error_lists_fields_in_fals_words(mock, settings):
         RequestRejectedError, match="image_size: value is not a valid enumeration member"
     ):
         run(FalProvider().generate(request(), settings))
+
+
+def test_a_locked_account_is_not_reported_as_a_rejected_key(mock, settings):
+    words = "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
+    route = mock.post(f"{FAL_QUEUE}/{FLUX}").respond(403, json=fal_error(words))
+    with pytest.raises(RequestRejectedError) as info:
+        run(FalProvider().generate(request(), settings))
+    err = info.value
+    assert not isinstance(err, AuthenticationError)
+    assert str(err) == (
+        f"fal.ai refused the request because your account is locked (HTTP 403): {words} "
+        "The API key itself was accepted."
+    )
+    assert err.status_code == 403 and err.reason == "account locked"
+    assert route.call_count == 1  # not retried: waiting does not unlock an account
 
 
 def test_an_error_on_the_result_is_reported(mock, settings):

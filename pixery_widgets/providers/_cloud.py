@@ -257,6 +257,8 @@ def parse_error(body: bytes) -> ErrorInfo:
 _KEY_REJECTED = frozenset({"API_KEY_INVALID", "invalid_api_key"})
 #: 429s that are billing, not pace: retrying cannot help.
 _NO_RETRY_429 = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+#: fal's 403 for an account it has locked (an exhausted balance, or by hand): the key is fine.
+_ACCOUNT_LOCKED = "user is locked"
 #: 4xx codes meaning the provider's safety system refused the prompt.
 _REFUSED = frozenset({"content_policy_violation", "moderation_blocked"})
 
@@ -273,6 +275,13 @@ def error_for_status(
         text = f"HTTP {status} with {kind}"
     label = service.label
     kw: dict[str, Any] = {"provider": service.name, "status_code": status, "detail": text}
+    if status == 403 and _ACCOUNT_LOCKED in text.lower():
+        return RequestRejectedError(
+            f"{label} refused the request because your account is locked (HTTP 403): {text} "
+            "The API key itself was accepted.",
+            reason="account locked",
+            **kw,
+        )
     if status in (401, 403) or info.codes & _KEY_REJECTED:
         return AuthenticationError(
             f"{label} rejected the API key (HTTP {status}): {text} "
