@@ -458,6 +458,30 @@ def test_image_output_shows_an_error_in_place_and_then_images_again():
     assert "refused the request: boom" in out.caption.value and out.error
 
 
+def test_the_strip_holds_a_whole_batch_of_the_largest_count_and_drops_the_oldest_beyond():
+    from pixery_widgets._panel_logic import MAX_COUNT
+    from pixery_widgets._types import Generation
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (9, 9, 9)).save(buf, format="PNG")
+    out = ImageOutput()
+    for seed in range(MAX_COUNT + 3):
+        out.show_generation(
+            Generation(
+                png_bytes=buf.getvalue(),
+                seed=seed,
+                model="animagine",
+                provider="selfhosted",
+                params={},
+                elapsed_s=0.1,
+                cost_usd=0.0,
+            )
+        )
+    assert len(out.history) == len(out.strip.items) == MAX_COUNT
+    assert [s.generation.seed for s in out.history] == list(range(3, MAX_COUNT + 3))
+    assert out.strip.selected == MAX_COUNT - 1
+
+
 # -- the parts on their own ------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ import ipywidgets as w
 import traitlets
 
 from .._images import thumbnail_png
+from .._panel_logic import MAX_COUNT
 from .._types import Generation
 
 __all__ = ["DISPLAY_SIDE", "THUMB_SIDE", "ImageOutput"]
@@ -32,8 +33,8 @@ DISPLAY_SIDE = 768
 THUMB_SIDE = 96
 #: Tallest the large image is drawn, so the panel and the image fit on one screen.
 MAX_SHOWN_HEIGHT = 640
-#: Earlier images kept in the strip.
-MAX_HISTORY = 24
+#: Images kept in the strip: a whole batch of the largest Count fits.
+MAX_HISTORY = MAX_COUNT
 
 PLACEHOLDER = "No image yet: write a prompt and press Generate."
 
