@@ -627,6 +627,23 @@ def test_huge_body_streams_valid_json_lazily_without_a_length(sim: SimServer) ->
     assert httpx.get(f"{sim.url}/health", timeout=2).status_code == 200  # the server shrugs it off
 
 
+def test_huge_body_stops_sending_when_the_client_hangs_up(sim: SimServer, caplog) -> None:
+    """Without this the rest of the 200 MB went to a closed socket, one log line a chunk."""
+    caplog.set_level("WARNING", logger="asyncio")
+    sim.set_fault("/generate", "huge_body", times=1)
+    received = 0
+    with httpx.stream("POST", f"{sim.url}/generate", json={"prompt": "x"}) as stream:
+        for chunk in stream.iter_raw():
+            received += len(chunk)
+            if received > 3_000_000:
+                break
+    deadline = time.monotonic() + 10
+    while sim._state is not None and sim._state.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sim._state is not None and sim._state.in_flight == 0  # the stream has ended
+    assert not [r for r in caplog.records if "socket.send() raised" in r.getMessage()]
+
+
 def test_extra_fields_adds_unknown_keys_and_keeps_the_real_ones(sim: SimServer) -> None:
     sim.set_fault("*", "extra_fields")
     health = httpx.get(f"{sim.url}/health").json()

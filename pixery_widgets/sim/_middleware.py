@@ -212,8 +212,9 @@ async def _stream(send: Send, receive: Receive, chunks: Iterable[bytes], delay: 
             if gone.done():
                 return
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if delay:
-                await asyncio.sleep(delay)
+            # Even at no delay: a send to a closed socket returns at once without
+            # yielding, so the disconnect watcher would never run otherwise.
+            await asyncio.sleep(delay)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         gone.cancel()
