@@ -103,21 +103,25 @@ async def agenerate(
         generation = await provider.generate(request, settings)
         LEDGER.record(generation)
         return generation
-    arrived: list[Generation] = []
+    loop = asyncio.get_running_loop()
+    kept: list[Generation] = []
 
     def keep(generation: Generation) -> None:
-        """Archive in the provider's worker thread, the moment the image is decoded."""
-        arrived.append(generation)
+        """Count and archive the image in the worker thread that decoded it.
+
+        It runs to the end even when ``agenerate`` was cancelled meanwhile: the
+        image was paid for. The count is made on the loop, where the panel listens.
+        """
+        kept.append(generation)
+        try:
+            loop.call_soon_threadsafe(LEDGER.record, generation)
+        except RuntimeError:  # the loop has closed since: nobody is listening any more
+            LEDGER.record(generation)
         _save_to_archive(archive, settings, generation)
 
-    try:
-        generation = await provider.generate(request, settings, on_image=keep)
-        if not arrived:  # this provider leaves the archiving to its caller
-            arrived.append(generation)
-            await asyncio.to_thread(_save_to_archive, archive, settings, generation)
-    finally:
-        if arrived:  # paid for, whether or not it could be archived
-            LEDGER.record(arrived[0])
+    generation = await provider.generate(request, settings, on_image=keep)
+    if not kept:  # this provider leaves the archiving to its caller
+        await asyncio.to_thread(keep, generation)
     return generation
 
 

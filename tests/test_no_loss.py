@@ -209,6 +209,45 @@ def test_a_cancelled_batch_task_settles_its_saves_before_returning(sim, tmp_path
     assert_batch_kept(batch, root)
 
 
+def test_an_image_decoding_when_agenerate_is_cancelled_is_still_counted_and_archived(
+    sim, tmp_path, monkeypatch
+):
+    """The kernel's interrupt lands after the answer arrived, while the worker thread
+    decodes it: the image is paid for, so it is archived and counted all the same."""
+    from pixery_widgets._ledger import LEDGER
+    from pixery_widgets.providers import selfhosted
+
+    root = tmp_path / "archive"
+    settings = Settings(selfhosted_url=sim.url, archive_dir=root)
+    decoding, go_on = threading.Event(), threading.Event()
+    real_parse = selfhosted.parse_generate
+
+    def slow_parse(data: Any) -> Any:
+        decoding.set()
+        go_on.wait(10)
+        return real_parse(data)
+
+    monkeypatch.setattr(selfhosted, "parse_generate", slow_parse)
+    images_before = LEDGER.images
+
+    async def scenario() -> None:
+        task = asyncio.create_task(px.agenerate("interrupted", seed=4, settings=settings))
+        await asyncio.to_thread(decoding.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go_on.set()
+        for _ in range(500):  # the worker finishes on its own; the loop takes its count
+            if LEDGER.images > images_before and index_rows(root):
+                break
+            await asyncio.sleep(0.01)
+
+    run(scenario())
+    assert LEDGER.images == images_before + 1
+    archived = assert_archive_consistent(root)
+    assert len(archived) == 1
+
+
 # -- the disk fills up mid-write ----------------------------------------------------------
 
 
