@@ -145,7 +145,7 @@ async def _within(seconds: float | None, coro: Coroutine[Any, Any, T]) -> T:
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
             return await coro
-    task = asyncio.ensure_future(coro)  # pragma: no cover - Python 3.10
+    task = asyncio.ensure_future(coro)  # Python 3.10 (tests/test_send_deadline.py)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
