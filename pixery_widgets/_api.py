@@ -114,10 +114,12 @@ async def agenerate(
         """
         kept.append(generation)
         try:
-            loop.call_soon_threadsafe(LEDGER.record, generation)
-        except RuntimeError:  # the loop has closed since: nobody is listening any more
-            LEDGER.record(generation)
-        _save_to_archive(archive, settings, generation)
+            _save_to_archive(archive, settings, generation)
+        finally:  # after the save: waking the loop earlier would slow the save down
+            try:
+                loop.call_soon_threadsafe(LEDGER.record, generation)
+            except RuntimeError:  # the loop has closed since: nobody is listening any more
+                LEDGER.record(generation)
 
     generation = await provider.generate(request, settings, on_image=keep)
     if not kept:  # this provider leaves the archiving to its caller

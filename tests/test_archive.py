@@ -180,17 +180,20 @@ def test_save_writes_png_with_parameters_thumbnail_and_row(archive: Archive):
     assert row.path == g.path and row.elapsed_s == pytest.approx(1.25)
 
 
-def _record_fsyncs(monkeypatch) -> list[Path]:
-    """Stand-in for the archive's fsync of one path; returns the list it appends to."""
+def _record_fsyncs(monkeypatch, root: Path) -> list[Path]:
+    """Stand-in for the archive's fsync of one path; returns the paths under ``root`` it saw
+    (an archive of an earlier test may still be finishing a round)."""
     from pixery_widgets import _archive
 
     synced: list[Path] = []
-    monkeypatch.setattr(_archive, "_fsync_path", synced.append)
+    monkeypatch.setattr(
+        _archive, "_fsync_path", lambda p: synced.append(p) if p.is_relative_to(root) else None
+    )
     return synced
 
 
 def test_a_saved_image_and_its_folder_are_fsynced_after_the_save_returns(archive, monkeypatch):
-    synced = _record_fsyncs(monkeypatch)
+    synced = _record_fsyncs(monkeypatch, archive.root)
     g = make_generation()
     archive.save(g)
     archive.flush()
@@ -198,7 +201,7 @@ def test_a_saved_image_and_its_folder_are_fsynced_after_the_save_returns(archive
 
 
 def test_images_saved_while_a_sync_runs_share_one_folder_fsync(archive, monkeypatch):
-    synced = _record_fsyncs(monkeypatch)
+    synced = _record_fsyncs(monkeypatch, archive.root)
     import threading
 
     release = threading.Event()
