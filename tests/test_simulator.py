@@ -610,6 +610,17 @@ def test_decompression_bomb_is_a_small_png_declaring_a_huge_size(sim: SimServer)
         Image.open(io.BytesIO(raw))
 
 
+def _read_then_hang_up(sim: SimServer, enough: int) -> int:
+    """Read a /generate answer until more than ``enough`` bytes came, then close; bytes read."""
+    received = 0
+    with httpx.stream("POST", f"{sim.url}/generate", json={"prompt": "x"}) as stream:
+        for chunk in stream.iter_raw():
+            received += len(chunk)
+            if received > enough:
+                break
+    return received
+
+
 def test_huge_body_streams_valid_json_lazily_without_a_length(sim: SimServer) -> None:
     sim.set_fault("/generate", "huge_body", times=1, size=3_000_000)
     answer = generate(sim)
@@ -617,13 +628,7 @@ def test_huge_body_streams_valid_json_lazily_without_a_length(sim: SimServer) ->
     assert len(answer.json()["image"]) == 3_000_000
 
     sim.set_fault("/generate", "huge_body", times=1)  # the default: 200 MB
-    received = 0
-    with httpx.stream("POST", f"{sim.url}/generate", json={"prompt": "x"}) as stream:
-        for chunk in stream.iter_raw():
-            received += len(chunk)
-            if received > 20_000_000:
-                break
-    assert received > 20_000_000
+    assert _read_then_hang_up(sim, 20_000_000) > 20_000_000
     assert httpx.get(f"{sim.url}/health", timeout=2).status_code == 200  # the server shrugs it off
 
 
@@ -631,12 +636,7 @@ def test_huge_body_stops_sending_when_the_client_hangs_up(sim: SimServer, caplog
     """Without this the rest of the 200 MB went to a closed socket, one log line a chunk."""
     caplog.set_level("WARNING", logger="asyncio")
     sim.set_fault("/generate", "huge_body", times=1)
-    received = 0
-    with httpx.stream("POST", f"{sim.url}/generate", json={"prompt": "x"}) as stream:
-        for chunk in stream.iter_raw():
-            received += len(chunk)
-            if received > 3_000_000:
-                break
+    _read_then_hang_up(sim, 3_000_000)
     deadline = time.monotonic() + 10
     while sim._state is not None and sim._state.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
