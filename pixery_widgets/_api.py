@@ -13,13 +13,13 @@ from typing import Any
 
 from ._archive import Archive, get_archive
 from ._catalog import resolve_model
-from ._config import KEY_ENV_NAMES, Settings, load_settings
+from ._config import Settings, env_names, load_settings
 from ._errors import ArchiveError, ConfigurationError, MissingAPIKeyError
 from ._images import ReferenceLike
 from ._ledger import LEDGER
 from ._status import known_models
 from ._sync import run_sync
-from ._types import Generation, GenerationRequest
+from ._types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, Generation, GenerationRequest
 from ._validation import build_request
 from .providers import get_provider
 from .providers.selfhosted import SelfHostedClient
@@ -48,9 +48,9 @@ async def prepare_request(
     provider = get_provider(request.provider)
     provider.validate(request)
     if request.provider != "selfhosted" and not settings.has_key(request.provider):
-        names = " or ".join(KEY_ENV_NAMES[request.provider])
         raise MissingAPIKeyError(
-            f"{spec.display_name} needs an API key: set {names} in your environment or ~/.env.",
+            f"{spec.display_name} needs an API key: set {env_names(request.provider)} "
+            "in your environment or ~/.env.",
             provider=request.provider,
         )
     return request
@@ -67,19 +67,21 @@ async def agenerate(
     cfg_scale: float | None = None,
     seed: int | None = None,
     reference: ReferenceLike | Sequence[ReferenceLike] | None = None,
-    ip_adapter_scale: float = 0.7,
+    ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE,
     lora: str | None = None,
-    lora_scale: float = 0.8,
+    lora_scale: float = DEFAULT_LORA_SCALE,
     settings: Settings | None = None,
     archive: bool | Archive | str | os.PathLike[str] = True,
     **extra: Any,
 ) -> Generation:
     """Make one image with ``model`` (an id or alias) and return it.
 
-    Everything checkable is checked first (``InvalidRequestError``); settings
-    are read afresh unless given. The image is archived the moment it arrives
-    (``archive``: True for ``PIXERY_ARCHIVE_DIR``, a path or an ``Archive``, or
-    False); an ``ArchiveError`` carries the image as ``.generation``.
+    Everything checkable is checked before anything is drawn (``InvalidRequestError``,
+    ``MissingAPIKeyError``, ``ConfigurationError``; a LoRA asks the server's ``/loras``).
+    Settings are read afresh unless given. The image is archived as soon as it is
+    decoded (``archive``: True for ``PIXERY_ARCHIVE_DIR``, a path or an ``Archive``, or
+    False) and counted in ``px.session_ledger`` even if archiving fails; an
+    ``ArchiveError`` carries the image as ``.generation``.
     """
     settings = settings if settings is not None else load_settings()
     request = await prepare_request(
@@ -107,7 +109,8 @@ async def agenerate(
     kept: list[Generation] = []
 
     def keep(generation: Generation) -> None:
-        """Count and archive the image in the worker thread that decoded it.
+        """Archive and count the image in a worker thread (the self-hosted provider's
+        own decoding thread; a cloud provider's answer gets one of its own below).
 
         It runs to the end even when ``agenerate`` was cancelled meanwhile: the
         image was paid for. The count is made on the loop, where the panel listens.

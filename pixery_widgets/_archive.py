@@ -401,7 +401,6 @@ class ArchiveRecord:
     tags: tuple[str, ...]
     params: dict[str, Any] = field(repr=False, compare=False)
     archive: Archive | None = field(default=None, repr=False, compare=False)
-    _thumb: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def image(self) -> Image.Image:
@@ -417,8 +416,6 @@ class ArchiveRecord:
 
     def thumbnail_bytes(self) -> bytes:
         """The small JPEG; made from the image (and kept) the first time it is asked for."""
-        if self._thumb is not None:
-            return self._thumb
         if self.thumb_path is not None and self.thumb_path.is_file():
             return self.thumb_path.read_bytes()
         thumb = _thumbnail(self.path.read_bytes())
@@ -866,20 +863,10 @@ class Archive:
         return [p.read_bytes() for p in files]
 
     def _insert(self, row: tuple[Any, ...], *, ignore: bool = False) -> bool:
-        """Add one index row (``_row``); False when ``ignore`` and the id is already there."""
+        """Add one index row (``_row_from_fields``); False when ``ignore`` and it is there."""
         with self._lock, self._conn:
             cursor = self._conn.execute(_INSERT_OR_IGNORE if ignore else _INSERT, row)
         return cursor.rowcount > 0
-
-    def _row(self, record: ArchiveRecord, params_json: str) -> tuple[Any, ...]:
-        return _row_from_fields(
-            {c: getattr(record, c) for c in _COLUMNS if hasattr(record, c)},
-            record.created_at.isoformat(),
-            str(record.path.relative_to(self.root)),
-            str(record.thumb_path.relative_to(self.root)) if record.thumb_path else None,
-            _tags_text(record.tags),
-            params_json,
-        )
 
     def _record_from_info(
         self,
@@ -914,6 +901,7 @@ class Archive:
         """Add every archived PNG that has no row (a crash between file and row); the count.
 
         The row is rebuilt from the JSON chunk the PNG carries; PNGs without one are skipped.
+        Thumbnails are made when first shown, as for any other record.
         """
         known = {row[0] for row in self._query("SELECT id FROM generations", ())}
         added = 0
@@ -929,15 +917,12 @@ class Archive:
                 continue
             if not isinstance(info, dict) or "id" not in info or "created_at" not in info:
                 continue
-            rel_path = png_path.relative_to(self.root)
-            rel_thumb = Path("thumbs") / png_path.parent.name / f"{info['id']}.jpg"
-            if not (self.root / rel_thumb).is_file():
-                try:
-                    write_atomic(self.root / rel_thumb, _thumbnail(raw))
-                except (OSError, ValueError):
-                    rel_thumb = None  # type: ignore[assignment]
-            record = self._record_from_info(info, rel_path, rel_thumb, params_json=text)
-            if self._insert(self._row(record, text or "{}"), ignore=True):
+            rel_path = str(png_path.relative_to(self.root))
+            rel_thumb = os.path.join("thumbs", png_path.parent.name, f"{info['id']}.jpg")
+            row = _row_from_fields(
+                _fields_from_info(info), info["created_at"], rel_path, rel_thumb, "", text or "{}"
+            )
+            if self._insert(row, ignore=True):
                 added += 1
         return added
 

@@ -7,7 +7,9 @@ whatever order images arrive in.
 Scheduling: each back end gets its own pool of workers, which take the next
 job the moment they are free (no waves): one at a time for a self-hosted
 server (it draws one image at a time; more would only queue there), four at a
-time per cloud provider (``CLOUD_CONCURRENCY``). A worker hands each arrived
+time per cloud provider (``DEFAULT_CLOUD_CONCURRENCY``, per provider in
+``CLOUD_CONCURRENCY``). The limits hold within one batch: two batches, or a
+batch and the panel, on one server each have a request in flight. A worker hands each arrived
 image to the archive and moves on at once, so the server never waits for a
 disk. On a self-hosted server, jobs run grouped by model to avoid a checkpoint
 switch between images; results still keep input order.
@@ -38,11 +40,11 @@ from ._archive import Archive, get_archive
 from ._catalog import ModelSpec, resolve_model
 from ._config import Settings, load_settings
 from ._errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
-from ._images import reference_to_bytes
 from ._progress import ProgressSnapshot, make_reporter
 from ._status import known_models
 from ._sync import run_sync
 from ._types import Generation
+from ._validation import RANDOM_SEED_RANGE, as_references
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -60,14 +62,12 @@ __all__ = [
     "start_batch",
 ]
 
-#: Requests in flight per self-hosted server URL (it draws one image at a time).
+#: Requests a batch has in flight on the self-hosted server (it draws one at a time).
 SELFHOSTED_CONCURRENCY = 1
-#: Requests in flight per cloud provider; edit to change the default for a session.
+#: Requests a batch has in flight per cloud provider; edit to change the default for a session.
 CLOUD_CONCURRENCY: dict[str, int] = {}
 DEFAULT_CLOUD_CONCURRENCY = 4
 
-#: Seeds drawn for ``seeds=<count>`` lie in [0, 2**32), as in most SD tools.
-_SEED_RANGE = 2**32
 
 #: agenerate's request fields; any other keyword is a provider extra.
 _FIELDS = frozenset(
@@ -393,10 +393,8 @@ class Batch:
             self._notify()
             if self._workers:
                 await asyncio.wait(self._workers)
-        except asyncio.CancelledError:
+        finally:
             await self._wind_down()
-            raise
-        await self._wind_down()
 
     async def _wind_down(self) -> None:
         """End the run: stop the workers, see every arrived image archived, mark what
@@ -589,7 +587,7 @@ def plan_jobs(
             per_prompt = list(fixed)
         else:
             assert isinstance(seeds, int)
-            per_prompt = [rng.randrange(_SEED_RANGE) for _ in range(seeds)]
+            per_prompt = [rng.randrange(RANDOM_SEED_RANGE) for _ in range(seeds)]
         for seed in per_prompt:
             for spec in specs:
                 jobs.append(
@@ -604,17 +602,6 @@ def _split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     fields = {k: v for k, v in params.items() if k in _FIELDS}
     extra = {k: v for k, v in params.items() if k not in _FIELDS}
     return fields, extra
-
-
-async def _references_as_bytes(params: dict[str, Any]) -> None:
-    """Read reference images once for the whole batch (and check them) off the event loop."""
-    ref = params.get("reference")
-    if ref is None:
-        return
-    if isinstance(ref, (list, tuple)):
-        params["reference"] = [await asyncio.to_thread(reference_to_bytes, r) for r in ref]
-    else:
-        params["reference"] = await asyncio.to_thread(reference_to_bytes, ref)
 
 
 async def plan_batch(
@@ -669,7 +656,8 @@ async def plan_batch(
         )
 
     params = dict(params)
-    await _references_as_bytes(params)
+    if params.get("reference") is not None:  # files read once for the batch, off the loop
+        params["reference"] = await asyncio.to_thread(as_references, params["reference"])
     fields, extra = _split_params(params)
     for spec in specs:
         first_seed = next((j.seed for j in jobs if j.model == spec.id), None)

@@ -19,7 +19,16 @@ from dotenv import dotenv_values
 
 from ._errors import ConfigurationError
 
-__all__ = ["KEY_ENV_NAMES", "Secret", "Settings", "load_settings", "mask_url", "normalize_url"]
+__all__ = [
+    "KEY_ENV_NAMES",
+    "Secret",
+    "Settings",
+    "env_names",
+    "load_settings",
+    "mask_url",
+    "missing_key_reason",
+    "normalize_url",
+]
 
 #: Provider → the environment variables that may hold its key, first wins.
 KEY_ENV_NAMES: dict[str, tuple[str, ...]] = {
@@ -27,6 +36,18 @@ KEY_ENV_NAMES: dict[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY", "OPENAI_API_SECRET_KEY"),
     "fal": ("FAL_KEY",),
 }
+
+
+def env_names(provider: str) -> str:
+    """The variables that may hold ``provider``'s key, in words: "GEMINI_API_KEY or …"."""
+    return " or ".join(KEY_ENV_NAMES.get(provider, ()))
+
+
+def missing_key_reason(provider: str) -> str:
+    """The short reason a menu entry is greyed: "no API key (set FAL_KEY)"."""
+    first = KEY_ENV_NAMES.get(provider, ("its API key",))[0]
+    return f"no API key (set {first})"
+
 
 URL_ENV_NAME = "SELFHOSTED_API_URL"
 ARCHIVE_ENV_NAME = "PIXERY_ARCHIVE_DIR"

@@ -11,13 +11,13 @@ API key (keys are masked before any message is built).
     │   ├── UnknownLoraError ...... the server does not list that LoRA
     │   └── CostLimitError ........ the estimate is above ``max_cost_usd``
     ├── ServerError ............... the back end answered with an error
-    │   ├── RequestRejectedError .. 400 / 422: it refused the request (its own words)
+    │   ├── RequestRejectedError .. a 4xx: it refused the request (its own words)
     │   ├── ModelUnavailableError . 503: the checkpoint is not downloaded
-    │   ├── AuthenticationError ... 401 / 403: the key was rejected
-    │   ├── RateLimitError ........ 429 after the allowed retries
-    │   └── ContentRefusedError ... answered without an image (safety, refusal)
+    │   ├── AuthenticationError ... 401 / 403 (or an invalid-key code): key rejected
+    │   ├── RateLimitError ........ 429: retries used up, too long a wait, or quota
+    │   └── ContentRefusedError ... no image: a safety block or a refusal
     ├── ConnectionFailedError ..... the back end could not be reached or dropped us
-    │   └── ServerTimeoutError .... it accepted the connection but did not answer in time
+    │   └── ServerTimeoutError .... no connection, or no (whole) answer, in time
     ├── BadResponseError .......... the answer is not what the contract says
     │   └── ImageDecodeError ...... the image bytes are not a usable image
     └── ArchiveError .............. an image could not be written to disk
@@ -105,7 +105,8 @@ class ServerError(PixeryError):
 
 
 class RequestRejectedError(ServerError):
-    """The back end refused the request as invalid (400, 422)."""
+    """The back end refused the request: 400 / 404 / 422, any other cloud 4xx, or a
+    fal account it has locked; the message carries its own words."""
 
 
 class ModelUnavailableError(ServerError):
@@ -113,15 +114,17 @@ class ModelUnavailableError(ServerError):
 
 
 class AuthenticationError(ServerError):
-    """The provider rejected the API key (401, 403)."""
+    """The provider rejected the API key (401 / 403, or its invalid-key error code)."""
 
 
 class RateLimitError(ServerError):
-    """The provider kept answering 429 after the allowed retries."""
+    """A 429: still limited after the allowed retries, asked to wait too long, or out of
+    quota (not retried)."""
 
 
 class ContentRefusedError(ServerError):
-    """The provider answered successfully but without an image."""
+    """The provider would not draw this: an answer without an image, or a 4xx
+    content-policy code."""
 
 
 class ConnectionFailedError(PixeryError):
@@ -129,7 +132,7 @@ class ConnectionFailedError(PixeryError):
 
 
 class ServerTimeoutError(ConnectionFailedError):
-    """The back end accepted the connection but did not answer in time."""
+    """The back end did not accept the connection, or did not answer (in full), in time."""
 
 
 class BadResponseError(PixeryError):

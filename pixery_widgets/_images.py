@@ -2,8 +2,10 @@
 
 Decoding checks that the bytes are a real image of sane size before anything
 else sees them (a decompression bomb is refused, not rendered). These
-functions are CPU-bound: async code calls them through ``asyncio.to_thread``
-so the kernel's event loop never stalls on an image.
+functions are CPU-bound: answers and thumbnails go through ``asyncio.to_thread``
+so the kernel's event loop never stalls on a large image. References given to
+``agenerate`` are checked on the loop, once per call (they are small, and a
+batch reads its files once, off the loop).
 """
 
 from __future__ import annotations

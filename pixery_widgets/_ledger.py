@@ -36,5 +36,5 @@ class CostLedger:
         return f"{self.images} image{'s' if self.images != 1 else ''} · ${self.total_usd:.3f} this session"
 
 
-#: The process-wide ledger; ``px.session_cost()`` reads it.
+#: The process-wide ledger, exported as ``px.session_ledger``.
 LEDGER = CostLedger()

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ._catalog import cloud_models, local_model_spec
-from ._config import KEY_ENV_NAMES, load_settings
+from ._config import load_settings, missing_key_reason
 from ._types import SelfHostedStatus, ServerState
 
 __all__ = ["CLOUD_GROUP", "MenuEntry", "build_menu", "model_menu", "pick_selection"]
@@ -81,7 +81,7 @@ def _cloud_entries(keys: Iterable[str]) -> list[MenuEntry]:
         if spec.provider in have:
             enabled, reason = True, None
         else:
-            enabled, reason = False, f"no API key (set {KEY_ENV_NAMES[spec.provider][0]})"
+            enabled, reason = False, missing_key_reason(spec.provider)
         entries.append(
             MenuEntry(spec.id, spec.display_name, spec.provider, enabled, reason, CLOUD_GROUP)
         )

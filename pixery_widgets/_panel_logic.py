@@ -26,7 +26,14 @@ from ._catalog import SDXL_SIZES, ModelSpec, resolve_model
 from ._errors import InvalidRequestError, PixeryError, UnknownModelError
 from ._menu import MenuEntry, build_menu, pick_selection
 from ._progress import ProgressSnapshot, format_duration
-from ._types import Generation, SelfHostedStatus, ServerState
+from ._types import (
+    DEFAULT_IP_ADAPTER_SCALE,
+    DEFAULT_LORA_SCALE,
+    Generation,
+    SelfHostedStatus,
+    ServerState,
+)
+from ._validation import MAX_SEED, RANDOM_SEED_RANGE
 from ._watcher import ServerWatcher
 from .providers.selfhosted import SelfHostedClient
 
@@ -40,14 +47,8 @@ __all__ = [
     "parse_seed",
 ]
 
-DEFAULT_LORA_SCALE = 0.8
-DEFAULT_IP_ADAPTER_SCALE = 0.7
 #: Most images one press of Generate makes (the Count field's maximum).
 MAX_COUNT = 64
-#: A random base seed lies in [0, 2**32), as in most SD tools and ``run_batch``.
-_RANDOM_SEED_RANGE = 2**32
-#: The largest seed a request may carry (``_validation``).
-_MAX_SEED = 2**63 - 1
 
 Listener = Callable[["PanelController", str], None]
 
@@ -123,8 +124,8 @@ def batch_seeds(
     if not takes_seed:
         return [None] * count
     if seed is None:
-        seed = (rng or random.SystemRandom()).randrange(_RANDOM_SEED_RANGE - count + 1)
-    if seed + count - 1 > _MAX_SEED:
+        seed = (rng or random.SystemRandom()).randrange(RANDOM_SEED_RANGE - count + 1)
+    if seed + count - 1 > MAX_SEED:
         raise InvalidRequestError(
             f"Seeds {seed} to {seed + count - 1} go past the largest seed (2**63 - 1); "
             "choose a smaller seed or fewer images."

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "DEFAULT_IP_ADAPTER_SCALE",
+    "DEFAULT_LORA_SCALE",
     "Generation",
     "GenerationRequest",
     "HealthInfo",
@@ -20,6 +22,11 @@ __all__ = [
     "SelfHostedStatus",
     "ServerState",
 ]
+
+
+#: Defaults of a request's IP-Adapter and LoRA strengths (the server's own defaults).
+DEFAULT_IP_ADAPTER_SCALE = 0.7
+DEFAULT_LORA_SCALE = 0.8
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,9 @@ class GenerationRequest:
     cfg_scale: float | None = None
     seed: int | None = None
     references: tuple[bytes, ...] = ()
-    ip_adapter_scale: float = 0.7
+    ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE
     lora: str | None = None
-    lora_scale: float = 0.8
+    lora_scale: float = DEFAULT_LORA_SCALE
     #: Provider-specific extras passed through (e.g. OpenAI ``quality``).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -269,7 +276,8 @@ class SelfHostedStatus:
         return mask_url(self.url) if self.url else None
 
     def summary(self) -> str:
-        """One line in words, as the status indicator shows it."""
+        """The status in one line of words (the indicator words its own line for every
+        state but healthy, adding what only the watcher knows)."""
         url = self.display_url or ""
         if self.state is ServerState.NOT_CONFIGURED:
             return self.reason or "Self-hosted server not configured (set SELFHOSTED_API_URL)."

@@ -13,9 +13,15 @@ from typing import Any
 from ._catalog import ModelSpec, resolve_model
 from ._errors import InvalidRequestError, UnknownLoraError
 from ._images import ReferenceLike, reference_to_bytes
-from ._types import GenerationRequest
+from ._types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, GenerationRequest
 
-__all__ = ["RANGES", "build_request"]
+__all__ = ["MAX_SEED", "RANDOM_SEED_RANGE", "RANGES", "as_references", "build_request"]
+
+#: The largest seed a request may carry.
+MAX_SEED = 2**63 - 1
+#: Seeds drawn at random (a batch's ``seeds=<count>``, the panel's empty Seed field)
+#: lie in [0, 2**32), as in most SD tools.
+RANDOM_SEED_RANGE = 2**32
 
 #: (low, high) inclusive, as the self-hosted server validates them.
 RANGES: dict[str, tuple[float, float]] = {
@@ -61,7 +67,8 @@ def _check_range(name: str, value: Any) -> Any:
     return value
 
 
-def _as_references(reference: ReferenceLike | Sequence[ReferenceLike] | None) -> tuple[bytes, ...]:
+def as_references(reference: ReferenceLike | Sequence[ReferenceLike] | None) -> tuple[bytes, ...]:
+    """One reference or several (paths, bytes, PIL images) → their bytes, each checked."""
     if reference is None:
         return ()
     if isinstance(reference, (list, tuple)):
@@ -80,9 +87,9 @@ def build_request(
     cfg_scale: float | None = None,
     seed: int | None = None,
     reference: ReferenceLike | Sequence[ReferenceLike] | None = None,
-    ip_adapter_scale: float = 0.7,
+    ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE,
     lora: str | None = None,
-    lora_scale: float = 0.8,
+    lora_scale: float = DEFAULT_LORA_SCALE,
     local_models: Sequence[str] = (),
     server_loras: Sequence[str] | None = None,
     extra: dict[str, Any] | None = None,
@@ -106,7 +113,7 @@ def build_request(
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InvalidRequestError(f"The seed must be a whole number or None, got {seed!r}.")
-        if not 0 <= seed < 2**63:
+        if not 0 <= seed <= MAX_SEED:
             raise InvalidRequestError(f"The seed must be between 0 and 2**63 - 1, got {seed}.")
 
     if negative_prompt is not None and not negative_prompt.strip():
@@ -114,7 +121,7 @@ def build_request(
     if negative_prompt is not None and not spec.takes_negative_prompt:
         raise InvalidRequestError(f"{spec.display_name} does not take a negative prompt.")
 
-    references = _as_references(reference)
+    references = as_references(reference)
     if references and spec.max_references == 0:
         raise InvalidRequestError(f"{spec.display_name} does not take reference images.")
     if len(references) > spec.max_references:

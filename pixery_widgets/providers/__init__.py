@@ -12,7 +12,7 @@ import importlib
 from .._errors import UnknownModelError
 from ._base import Provider
 
-__all__ = ["PROVIDER_NAMES", "Provider", "get_provider"]
+__all__ = ["Provider", "get_provider"]
 
 #: provider name → (module, class)
 _MODULES: dict[str, tuple[str, str]] = {
@@ -21,8 +21,6 @@ _MODULES: dict[str, tuple[str, str]] = {
     "openai": (".openai", "OpenAIProvider"),
     "fal": (".fal", "FalProvider"),
 }
-
-PROVIDER_NAMES: tuple[str, ...] = tuple(_MODULES)
 
 _instances: dict[str, Provider] = {}
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._config import KEY_ENV_NAMES, Secret, Settings
+from .._config import Secret, Settings, env_names, missing_key_reason
 from .._errors import (
     AuthenticationError,
     BadResponseError,
@@ -45,6 +45,7 @@ from ._base import Provider, detail_text, parse_json, send
 
 __all__ = [
     "RETRY",
+    "CloudProvider",
     "RetryPolicy",
     "Service",
     "call",
@@ -148,16 +149,6 @@ def _hostname(url: str) -> str | None:
         return urlsplit(url).hostname or None
     except ValueError:
         return None
-
-
-def env_names(provider: str) -> str:
-    return " or ".join(KEY_ENV_NAMES.get(provider, ()))
-
-
-def missing_key_reason(provider: str) -> str:
-    """The short reason shown in a menu: "no API key (set FAL_KEY)"."""
-    first = KEY_ENV_NAMES.get(provider, ("its API key",))[0]
-    return f"no API key (set {first})"
 
 
 class CloudProvider(Provider):

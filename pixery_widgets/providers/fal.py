@@ -8,7 +8,8 @@ request stops costing money.
 Queue progress: ``FalProvider.generate(request, settings, on_status=fn)``
 calls ``fn(FalQueueStatus(...))`` each time the state or the queue position
 changes. It is a keyword with a default, so the common ``Provider`` call
-works unchanged; a panel that wants progress calls the provider directly.
+works unchanged; nothing in the package passes it yet (the panel shows only
+"Generating…" for a cloud model).
 """
 
 from __future__ import annotations

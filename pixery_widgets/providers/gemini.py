@@ -1,8 +1,9 @@
 """Google's Gemini image models (CONTRACT.md section 2, "Gemini").
 
 One ``generateContent`` call: reference images go as ``inlineData`` parts
-before the prompt; the answer's first image part is the picture. A 200
-without one is a refusal and is reported in the model's own words.
+before the prompt; the answer's first image part that is not a "thought" is
+the picture (else the last thought image). A 200 without one is a refusal and
+is reported in the model's own words.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ function render({ model, el }) {
       button.title = item.title || "";
       button.setAttribute("aria-label", `Show image ${index + 1}: ${item.title || ""}`);
       if (index === selected) button.setAttribute("aria-current", "true");
-      if (item.failed) button.classList.add("pixery-thumb-failed");
       const img = document.createElement("img");
       img.src = item.src;
       img.alt = "";

@@ -8,6 +8,9 @@ from typing import Any
 
 import ipywidgets as w
 
+from .._types import DEFAULT_LORA_SCALE
+from .._validation import RANGES
+
 __all__ = ["NO_LORA", "LoraPicker"]
 
 NO_LORA = "none"
@@ -29,9 +32,9 @@ class LoraPicker(w.HBox):
             style={"description_width": "40px"},
         )
         self.scale = w.FloatSlider(
-            value=0.8,
-            min=0.0,
-            max=1.5,
+            value=DEFAULT_LORA_SCALE,
+            min=RANGES["lora_scale"][0],
+            max=RANGES["lora_scale"][1],
             step=0.05,
             description="scale",
             readout_format=".2f",

@@ -30,7 +30,7 @@ class ModelDropdown(anywidget.AnyWidget):
 
     Used alone, ``show(entries)`` applies the menu rule (a user's choice is
     kept across reorders). Inside ``PixeryPanel`` the panel's controller
-    decides and this only draws.
+    decides the menu; this draws it and still refuses a greyed value.
     """
 
     _esm = _STATIC / "model_dropdown.js"
@@ -90,7 +90,3 @@ class ModelDropdown(anywidget.AnyWidget):
         with self.hold_trait_notifications():
             self.entries = entries
             self.value = value
-
-    @property
-    def enabled_ids(self) -> list[str]:
-        return [e["id"] for e in self.entries if e.get("enabled")]

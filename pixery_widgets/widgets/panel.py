@@ -29,7 +29,8 @@ from .._config import Settings, load_settings
 from .._ledger import LEDGER, CostLedger
 from .._menu import MenuEntry
 from .._panel_logic import MAX_COUNT, FormValues, PanelController
-from .._types import Generation, SelfHostedStatus
+from .._types import DEFAULT_IP_ADAPTER_SCALE, Generation, SelfHostedStatus
+from .._validation import RANGES
 from .._watcher import ServerWatcher
 from ._tasks import spawn
 from .image_output import ImageOutput
@@ -125,16 +126,16 @@ class PixeryPanel(w.VBox):
         )
         self.steps = w.BoundedIntText(
             value=28,
-            min=1,
-            max=50,
+            min=RANGES["steps"][0],
+            max=RANGES["steps"][1],
             description="Steps",
             layout=w.Layout(width="130px"),
             style={"description_width": "44px"},
         )
         self.cfg = w.BoundedFloatText(
             value=5.0,
-            min=1.0,
-            max=20.0,
+            min=RANGES["cfg_scale"][0],
+            max=RANGES["cfg_scale"][1],
             step=0.5,
             description="CFG",
             layout=w.Layout(width="130px"),
@@ -153,9 +154,9 @@ class PixeryPanel(w.VBox):
             layout=w.Layout(width="auto", display="none"),
         )
         self.ip_adapter_scale = w.FloatSlider(
-            value=0.7,
-            min=0.0,
-            max=1.0,
+            value=DEFAULT_IP_ADAPTER_SCALE,
+            min=RANGES["ip_adapter_scale"][0],
+            max=RANGES["ip_adapter_scale"][1],
             step=0.05,
             description="IP-Adapter",
             readout_format=".2f",
