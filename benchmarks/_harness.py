@@ -35,7 +35,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -523,15 +522,17 @@ class _Latency:
 def _serve(argv: Sequence[str]) -> int:
     """Serve the simulator's app (optionally behind ``_Latency``) on a free loopback port.
 
-    The socket is made with ``IPPROTO_TCP`` so that asyncio switches Nagle's
-    algorithm off on accepted connections (it only does so when the socket's
-    proto says TCP). ``pixery_widgets.sim`` binds with proto 0, and then every
-    small answer waits ~40 ms for the client's delayed ACK between its headers
-    and its body, which would swamp what is measured here.
+    Not ``python -m pixery_widgets.sim``: its command line can neither put ``_Latency``
+    in front of the app nor take a whole ``SimConfig`` as JSON. The socket comes from
+    the simulator's own ``bind_socket``, which makes it with ``IPPROTO_TCP`` so that
+    asyncio switches Nagle's algorithm off on accepted connections; otherwise every
+    small answer would wait ~40 ms for the client's delayed ACK, swamping what is
+    measured here.
     """
     import uvicorn
 
     from pixery_widgets.sim import SimConfig, create_app
+    from pixery_widgets.sim._server import bind_socket
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks._harness serve")
     parser.add_argument("--config", default="{}")
@@ -541,10 +542,7 @@ def _serve(argv: Sequence[str]) -> int:
     app: Any = create_app(SimConfig(**json.loads(args.config)))
     if args.latency:
         app = _Latency(app, args.latency, args.serialised)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    sock = bind_socket("127.0.0.1", 0)
     server = uvicorn.Server(
         uvicorn.Config(
             app, log_config=None, log_level="warning", access_log=False, http="h11", ws="none"

@@ -27,45 +27,21 @@ SEED = 0  # the same 20 pictures every time: drawn once, then from the simulator
 SIZE = 1024
 
 
-def _batch_runner() -> tuple[str, Any]:
-    """px.arun_batch when there is one, else 20 agenerate calls one after another."""
+async def _batch(settings: Any, archive_dir: str) -> None:
+    """One 20-image batch through px.arun_batch, archived into ``archive_dir``."""
     import pixery_widgets as px
 
-    arun_batch = getattr(px, "arun_batch", None)
-    if arun_batch is None:
-        try:
-            from pixery_widgets._batch import arun_batch
-        except ImportError:
-            arun_batch = None
-    if arun_batch is not None:
-
-        async def batch(settings: Any, archive_dir: str) -> None:
-            result = await arun_batch(
-                [f"stall probe {i}" for i in range(IMAGES)],
-                "animagine",
-                seeds=[SEED],
-                width=SIZE,
-                height=SIZE,
-                progress=False,
-                out_dir=archive_dir,
-                settings=settings,
-            )
-            assert len(result.generations) == IMAGES, result.summary()
-
-        return "arun_batch", batch
-
-    async def sequential(settings: Any, archive_dir: str) -> None:
-        for i in range(IMAGES):
-            await px.agenerate(
-                f"stall probe {i}",
-                "animagine",
-                seed=SEED,
-                width=SIZE,
-                height=SIZE,
-                settings=settings,
-            )
-
-    return "20 × agenerate", sequential
+    result = await px.arun_batch(
+        [f"stall probe {i}" for i in range(IMAGES)],
+        "animagine",
+        seeds=[SEED],
+        width=SIZE,
+        height=SIZE,
+        progress=False,
+        out_dir=archive_dir,
+        settings=settings,
+    )
+    assert len(result.generations) == IMAGES, result.summary()
 
 
 class _SlowCallbacks(logging.Handler):
@@ -83,7 +59,6 @@ class _SlowCallbacks(logging.Handler):
 
 def run(quick: bool = False) -> list[Result]:
     repeats = 3 if quick else 5
-    how, batch = _batch_runner()
     with (
         tempfile.TemporaryDirectory(
             prefix="pixery-bench-stall-", ignore_cleanup_errors=True
@@ -98,11 +73,11 @@ def run(quick: bool = False) -> list[Result]:
             # Warm-up: imports, connections, the archive, and the simulator draws the 20
             # pictures once; the measured batches get them from its cache, so its CPU
             # (on the real setup, another machine's) does not compete with our loop.
-            await batch(settings, archive_dir)
+            await _batch(settings, archive_dir)
             stalls, idle, worst, durations, on_loop = [], [], [], [], []
             for _ in range(repeats):
                 async with StallProbe() as probe:
-                    await batch(settings, archive_dir)
+                    await _batch(settings, archive_dir)
                 stalls.append(probe.max_ms)
                 on_loop.append(probe.max_cpu_ms)
                 worst.append(probe.worst()[:5])
@@ -116,10 +91,10 @@ def run(quick: bool = False) -> list[Result]:
         stalls, idle, worst, durations, on_loop = asyncio.run(main())
         slow: list[str] = []
         if median(stalls) >= TARGET_MS:
-            slow = _diagnose(batch, settings, archive_dir)
+            slow = _diagnose(_batch, settings, archive_dir)
 
     note = (
-        f"Batch via {how} (archiving on), 1 ms ticker; median of {repeats}, each "
+        f"Batch via arun_batch (archiving on), 1 ms ticker; median of {repeats}, each "
         f"~{median(durations):.1f} s; baseline: the idle loop. Worst ticks of the median run "
         f"(ms late, s in, ms of loop-thread CPU): {worst[sorted(range(repeats), key=stalls.__getitem__)[repeats // 2]]}."
     )

@@ -31,19 +31,11 @@ TARGET = 0.7
 
 async def _panel_menu(settings: object) -> None:
     """Construction of the panel's logic → its menu lists a local model first."""
+    from pixery_widgets._panel_logic import PanelController
     from pixery_widgets._status import forget_known_models
+    from pixery_widgets._watcher import ServerWatcher
 
     forget_known_models()
-    try:
-        from pixery_widgets._panel_logic import PanelController
-        from pixery_widgets._watcher import ServerWatcher
-    except ImportError:  # the panel's logic is not there: the calls it would make
-        from pixery_widgets import acheck_selfhosted, model_menu
-
-        menu = model_menu(await acheck_selfhosted(settings), settings.providers_with_keys)  # type: ignore[attr-defined]
-        assert menu[0].is_local, menu[0]
-        return
-
     reordered = asyncio.Event()
     watcher = ServerWatcher(settings)  # type: ignore[arg-type]
     controller = PanelController(watcher)

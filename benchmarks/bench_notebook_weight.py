@@ -63,21 +63,6 @@ def _run_notebook(folder: Path, name: str, cells: list[str]) -> tuple[int, int, 
 
 def run(quick: bool = False) -> list[Result]:
     name = "saved .ipynb growth, 50-image batch shown"
-    target = f"< {TARGET_MB:g} MB"
-    try:
-        import nbclient  # noqa: F401
-        import nbformat  # noqa: F401
-
-        import pixery_widgets as px
-    except ImportError as exc:
-        return [Result.unavailable(name, target, f"cannot run notebooks here: {exc}")]
-    if not hasattr(px, "run_batch"):
-        return [
-            Result.unavailable(
-                name, target, "px.run_batch does not exist yet: there is no batch display to weigh."
-            )
-        ]
-
     with (
         tempfile.TemporaryDirectory(prefix="pixery-bench-nb-", ignore_cleanup_errors=True) as tmp,
         sim_process(gen_seconds=0, switch_seconds=0) as sim,

@@ -279,14 +279,14 @@ def test_no_api_key_reaches_any_archived_file(tmp_path: Path):
     assert not any(s in json.dumps(g.request.describe()) for s in SENTINELS.values())
     leaky = make_generation(prompt="echo")
     leaky.params["echo"] = f"Bearer {SENTINELS['openai']}"  # a back end echoing a header
-    arch.save(g)
-    arch.save(leaky)
+    saved = [arch.save(g).path, arch.save(leaky).path]
     arch.close()
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            for secret in SENTINELS.values():
-                assert secret.encode() not in data, f"{secret} found in {path}"
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert set(saved) <= set(files) and len(files) > len(saved), files  # images and the index
+    for path in files:
+        data = path.read_bytes()
+        for secret in SENTINELS.values():
+            assert secret.encode() not in data, f"{secret} found in {path}"
 
 
 def test_reference_images_are_stored_by_hash_and_fed_back_to_regenerate(archive: Archive):

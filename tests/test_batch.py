@@ -11,13 +11,21 @@ import time
 import httpx
 import pytest
 import respx
-from cloud_fixtures import ENV, FAL_QUEUE, OPENAI_URL, fal_submit, fal_urls, openai_image
+from cloud_fixtures import (
+    ENV,
+    FAL_QUEUE,
+    OPENAI_URL,
+    fal_submit,
+    fal_urls,
+    hermetic_settings,
+    openai_image,
+)
 from PIL import Image
 
 import pixery_widgets as px
 from pixery_widgets._batch import Batch, plan_batch, plan_jobs
 from pixery_widgets._catalog import CATALOG
-from pixery_widgets._config import Settings, load_settings
+from pixery_widgets._config import Settings
 from pixery_widgets._errors import CostLimitError, InvalidRequestError, UnknownModelError
 from pixery_widgets._progress import ProgressSnapshot, TextProgress, WidgetProgress, make_reporter
 from pixery_widgets._types import Generation
@@ -31,8 +39,7 @@ def run(coro):
 @pytest.fixture
 def cloud_settings(tmp_path) -> Settings:
     """Sentinel keys for every cloud provider, the archive in tmp_path, no ~/.env read."""
-    env = {**ENV, "PIXERY_ARCHIVE_DIR": str(tmp_path / "out")}
-    return load_settings(env, cwd=tmp_path, home=tmp_path)
+    return hermetic_settings(tmp_path, ENV)
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -124,7 +131,7 @@ def test_cost_guard_refuses_an_expensive_batch_before_any_request(cloud_settings
 
 
 def test_cost_guard_applies_before_the_missing_key_check(tmp_path):
-    no_keys = load_settings({}, cwd=tmp_path, home=tmp_path)
+    no_keys = hermetic_settings(tmp_path, {})
     with pytest.raises(CostLimitError):
         run(px.arun_batch(["a", "b"], model="gemini-pro", max_cost_usd=0.2, settings=no_keys))
 

@@ -12,6 +12,8 @@ import textwrap
 import threading
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
 import pixery_widgets as px
@@ -266,8 +268,6 @@ def test_a_model_comparison_runs_prompts_by_seeds_by_models(sim, tmp_path):
 
 
 def test_fifty_image_batch_adds_under_two_megabytes_to_a_saved_notebook(sim, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("SELFHOSTED_API_URL", sim.url)
     monkeypatch.setenv("PIXERY_ARCHIVE_DIR", str(tmp_path / "out"))
     nb = nbformat.v4.new_notebook()

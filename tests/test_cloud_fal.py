@@ -134,6 +134,7 @@ def test_cancelling_the_task_cancels_the_request_at_fal(mock, settings):
             if status.call_count >= 2:
                 break
             await asyncio.sleep(0)
+        assert status.call_count >= 2, "polling had not started when the task was cancelled"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -157,9 +158,10 @@ def test_a_failing_cancel_does_not_hide_the_original_error(mock, settings):
     submit_route(mock)
     urls = fal_urls(FLUX)
     mock.get(urls["status_url"]).respond(500, json=fal_error("status store down"))
-    mock.put(urls["cancel_url"]).mock(side_effect=httpx.ConnectError("refused"))
+    cancel = mock.put(urls["cancel_url"]).mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(ServerError, match="status store down"):
         run(FalProvider().generate(request(), settings))
+    assert cancel.called  # the cancel was tried, failed, and did not replace the error
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from env_helpers import Env
 from test_no_loss import assert_archive_consistent
 
-from pixery_widgets._config import Settings, load_settings
+from pixery_widgets._config import Settings
 from pixery_widgets._types import ServerState
 from pixery_widgets.providers import selfhosted
 from pixery_widgets.widgets import PixeryPanel
@@ -31,8 +32,7 @@ def _short_generate_timeout(monkeypatch):
 
 def env_for(url: str, tmp_path: Path) -> Callable[[], Settings]:
     """What a panel reads: only these values, and the archive inside the test's directory."""
-    values = {"SELFHOSTED_API_URL": url, "PIXERY_ARCHIVE_DIR": str(tmp_path / "archive")}
-    return lambda: load_settings(environ=values, cwd=tmp_path, home=tmp_path)
+    return Env(tmp_path, SELFHOSTED_API_URL=url, PIXERY_ARCHIVE_DIR=str(tmp_path / "archive")).load
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:

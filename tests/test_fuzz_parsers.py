@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pixery_widgets._config import Secret, Settings
-from pixery_widgets._errors import PixeryError
+from pixery_widgets._errors import ImageDecodeError, PixeryError
 from pixery_widgets._images import check_image_bytes, decode_base64_image
 from pixery_widgets._types import Generation, GenerationRequest
 from pixery_widgets.providers import _base, _cloud, fal, gemini, openai, selfhosted
@@ -230,10 +230,33 @@ def test_parse_generate_gives_a_checked_image_or_a_package_error(data):
         assert isinstance(params, dict)
 
 
-@given(st.one_of(st.text(max_size=60), json_values), st.binary(max_size=60))
+def pillow_opens(raw: bytes) -> bool:
+    """Whether Pillow takes ``raw`` for an image (some formats, TGA, have no magic bytes)."""
+    try:
+        with Image.open(io.BytesIO(raw)):
+            return True
+    except Exception:
+        return False
+
+
+def base64_of_an_image(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return pillow_opens(base64.b64decode(value, validate=True))
+    except ValueError:
+        return False
+
+
+@given(
+    st.one_of(st.text(max_size=60), json_values).filter(lambda v: not base64_of_an_image(v)),
+    st.binary(max_size=60).filter(lambda raw: not pillow_opens(raw)),
+)
 def test_decode_base64_image_refuses_anything_but_a_real_image(text, raw):
     for value in (text, base64.b64encode(raw).decode(), f"data:image/png;base64,{text}"):
-        only_package_errors(lambda v=value: decode_base64_image(v, provider="test"))
+        with pytest.raises(ImageDecodeError) as refused:
+            decode_base64_image(value, provider="test")
+        assert str(refused.value).strip(), "a package error must say what happened"
 
 
 @given(damaged_bytes(PNG))
@@ -349,14 +372,16 @@ def answered(data: Any, download: bytes = PNG) -> mock._patch[Any]:
 
 
 @given(answers(GEMINI_OK))
+@example(GEMINI_OK)
 def test_gemini_answers_give_an_image_or_a_package_error(data):
     provider = gemini.GeminiProvider(retry=NO_WAIT)
     with answered(data):
-        check_generation(
-            only_package_errors(
-                lambda: run(provider.generate(request_for("gemini-flash", "gemini"), KEYS))
-            )
+        result = only_package_errors(
+            lambda: run(provider.generate(request_for("gemini-flash", "gemini"), KEYS))
         )
+    if data == GEMINI_OK:
+        assert result is not None, "the valid answer must give an image"
+    check_generation(result)
 
 
 @given(st.sampled_from(sorted(gemini.TOKEN_PRICES)), answers(GEMINI_OK["usageMetadata"]))
@@ -369,14 +394,17 @@ def test_gemini_cost_is_finite_or_unknown(api_id, usage):
 @example({"data": [{"url": -1}]}, PNG)
 @example({"data": [{"url": "https://[::1"}]}, PNG)
 @example({"data": [{"b64_json": 42}]}, PNG)
+@example(OPENAI_OK, PNG)
+@example(OPENAI_URL_OK, PNG)
 def test_openai_answers_give_an_image_or_a_package_error(data, download):
     provider = openai.OpenAIProvider(retry=NO_WAIT)
     with answered(data, download):
-        check_generation(
-            only_package_errors(
-                lambda: run(provider.generate(request_for("gpt-image", "openai"), KEYS))
-            )
+        result = only_package_errors(
+            lambda: run(provider.generate(request_for("gpt-image", "openai"), KEYS))
         )
+    if (data, download) in ((OPENAI_OK, PNG), (OPENAI_URL_OK, PNG)):
+        assert result is not None, "a valid answer must give an image"
+    check_generation(result)
 
 
 @given(
@@ -390,7 +418,12 @@ def test_openai_cost_is_finite_or_unknown(api_id, size, quality, usage):
     assert cost is None or (math.isfinite(cost) and cost >= 0)
 
 
+FAL_RESULT_URL = {**FAL_RESULT, "images": [{"url": "https://v3.fal.media/files/out.png"}]}
+
+
 @given(answers(FAL_SUBMIT), answers(FAL_STATUS), answers(FAL_RESULT), damaged_bytes(PNG))
+@example(FAL_SUBMIT, FAL_STATUS, FAL_RESULT, PNG)
+@example(FAL_SUBMIT, FAL_STATUS, FAL_RESULT_URL, PNG)
 def test_fal_queue_answers_give_an_image_or_a_package_error(submitted, status, result, download):
     """Submission, one status answer (then COMPLETED), the result, then the download."""
     given_answers: list[Any] = []
@@ -417,11 +450,13 @@ def test_fal_queue_answers_give_an_image_or_a_package_error(submitted, status, r
         ),
         mock.patch.object(fal, "send", no_cancel),
     ):
-        check_generation(
-            only_package_errors(
-                lambda: run(provider.generate(request_for("flux-schnell", "fal"), KEYS))
-            )
+        generation = only_package_errors(
+            lambda: run(provider.generate(request_for("flux-schnell", "fal"), KEYS))
         )
+    valid = [(FAL_SUBMIT, FAL_STATUS, r, PNG) for r in (FAL_RESULT, FAL_RESULT_URL)]
+    if (submitted, status, result, download) in valid:
+        assert generation is not None, "valid answers must give an image"
+    check_generation(generation)
 
 
 url_texts = st.one_of(

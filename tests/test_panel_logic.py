@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from env_helpers import Env
 
-from pixery_widgets._config import Settings, load_settings
+from pixery_widgets._config import Settings
 from pixery_widgets._errors import InvalidRequestError
 from pixery_widgets._panel_logic import (
     FormValues,
@@ -23,10 +23,6 @@ from pixery_widgets._types import HealthInfo, LocalModelInfo, SelfHostedStatus, 
 from pixery_widgets._watcher import ServerWatcher
 
 URL = "http://203.0.113.7:8000"
-
-
-def settings_loader(tmp_path: Path, **env: str) -> Callable[[], Settings]:
-    return lambda: load_settings(environ=env, cwd=tmp_path, home=tmp_path)
 
 
 def healthy(current: str = "animagine", loras: tuple[str, ...] = ("detail",)) -> SelfHostedStatus:
@@ -48,7 +44,7 @@ def controller_with(status: SelfHostedStatus | None, tmp_path: Path, **env: str)
     """A controller whose watcher already shows ``status`` (no network)."""
     if status is not None:
         env.setdefault("SELFHOSTED_API_URL", URL)
-    watcher = ServerWatcher(load=settings_loader(tmp_path, **env))
+    watcher = ServerWatcher(load=Env(tmp_path, **env).load)
 
     async def check(_settings: Settings) -> SelfHostedStatus:
         assert status is not None
@@ -232,7 +228,7 @@ def test_without_a_running_loop_generate_says_what_to_do_instead(tmp_path):
 
 
 def test_generating_on_the_simulator_gives_an_image_and_rechecks_the_server(tmp_path, sim):
-    watcher = ServerWatcher(load=settings_loader(tmp_path, SELFHOSTED_API_URL=sim.url))
+    watcher = ServerWatcher(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
     ctrl = PanelController(watcher)
 
     async def body():
@@ -251,7 +247,7 @@ def test_generating_on_the_simulator_gives_an_image_and_rechecks_the_server(tmp_
 
 
 def test_choosing_a_model_that_is_not_loaded_prewarms_it(tmp_path, sim):
-    watcher = ServerWatcher(load=settings_loader(tmp_path, SELFHOSTED_API_URL=sim.url))
+    watcher = ServerWatcher(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
     ctrl = PanelController(watcher)
     messages: list[str] = []
     ctrl.subscribe(lambda c, what: messages.append(c.message) if what == "message" else None)
@@ -271,7 +267,7 @@ def test_choosing_a_model_that_is_not_loaded_prewarms_it(tmp_path, sim):
 
 
 def test_choosing_the_loaded_model_sends_no_switch(tmp_path, sim):
-    watcher = ServerWatcher(load=settings_loader(tmp_path, SELFHOSTED_API_URL=sim.url))
+    watcher = ServerWatcher(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
     ctrl = PanelController(watcher)
 
     async def body():
@@ -315,7 +311,7 @@ def test_seeds_that_would_pass_the_largest_seed_are_refused_in_words():
 
 def sim_controller(tmp_path: Path, url: str, **kwargs) -> PanelController:
     env = {"SELFHOSTED_API_URL": url, "PIXERY_ARCHIVE_DIR": str(tmp_path / "archive")}
-    return PanelController(ServerWatcher(load=settings_loader(tmp_path, **env)), **kwargs)
+    return PanelController(ServerWatcher(load=Env(tmp_path, **env).load), **kwargs)
 
 
 def record_progress(ctrl: PanelController) -> list[tuple[int, int, bool, ServerState]]:

@@ -16,6 +16,7 @@ from pixery_widgets import (
     BadResponseError,
     ConnectionFailedError,
     ImageDecodeError,
+    InvalidRequestError,
     ModelUnavailableError,
     RequestRejectedError,
     ServerError,
@@ -334,7 +335,7 @@ def test_an_answer_larger_than_the_limit_is_refused():
 def test_the_request_builder_refuses_before_any_request():
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(f"{URL}/generate")
-        with pytest.raises(Exception, match="between 512 and 1536"):
+        with pytest.raises(InvalidRequestError, match="between 512 and 1536"):
             run(agenerate("a cat", width=4000, settings=settings()))
         assert not route.called
     assert build_request("a cat", "animagine").model == "animagine"

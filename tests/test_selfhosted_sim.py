@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from env_helpers import Env
 from PIL import Image
 
 import pixery_widgets as px
@@ -163,9 +164,8 @@ def test_a_closed_port_is_offline_refused_at_once(closed_port_url):
     assert time.monotonic() - started < 1.0
 
 
-def test_not_configured_when_the_url_is_absent(tmp_path, monkeypatch):
-    monkeypatch.delenv("SELFHOSTED_API_URL", raising=False)
-    status = run(acheck_selfhosted(load_settings({}, cwd=tmp_path, home=tmp_path)))
+def test_not_configured_when_the_url_is_absent(tmp_path):
+    status = run(acheck_selfhosted(Env(tmp_path).load()))
     assert status.state is ServerState.NOT_CONFIGURED
     assert "SELFHOSTED_API_URL" in status.summary()
 

@@ -131,20 +131,25 @@ def test_construction_without_a_running_loop_waits_for_the_first_refresh(tmp_pat
 def test_a_crashing_check_is_shown_in_the_status_and_polling_goes_on(tmp_path):
     checks = ScriptedChecks(RuntimeError("kaboom"), healthy())
     sleep = RecordingSleep(limit=2)
-    seen: list[ServerState] = []
+    seen: list[tuple[ServerState, str | None]] = []
 
     async def body():
         watcher = ServerWatcher(load=Env(tmp_path, SELFHOSTED_API_URL=URL).load, check=checks)
         watcher._sleep = sleep
-        watcher.subscribe(lambda w: seen.append(w.status.state))
+        watcher.subscribe(lambda w: seen.append((w.status.state, w.error)))
         watcher.start()
         await asyncio.wait_for(sleep.done.wait(), 5)
-        first_error = seen.index(ServerState.OFFLINE)
         watcher.close()
-        return watcher, first_error
+        return watcher
 
-    watcher, first_error = asyncio.run(body())
-    assert first_error >= 0
+    watcher = asyncio.run(body())
+    states = [state for state, _error in seen]
+    assert ServerState.HEALTHY in states, seen
+    before_healthy = seen[: states.index(ServerState.HEALTHY)]
+    assert any(
+        state is ServerState.OFFLINE and "kaboom" in (error or "")
+        for state, error in before_healthy
+    ), seen  # the crash was shown before the good answer replaced it
     assert sleep.delays[0] == OFFLINE_BACKOFF[0]
     assert watcher.status.state is ServerState.HEALTHY  # it went on checking
     assert watcher.error is None  # and the error cleared with the good answer

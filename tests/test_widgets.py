@@ -452,10 +452,29 @@ def test_images_stay_display_sized_and_earlier_ones_come_back_from_the_strip(tmp
 
 
 def test_image_output_shows_an_error_in_place_and_then_images_again():
+    from pixery_widgets._types import Generation
+
     out = ImageOutput()
     assert "No image yet" in out.caption.value
     out.show_error("Your server at http://x refused the request: boom")
     assert "refused the request: boom" in out.caption.value and out.error
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (9, 9, 9)).save(buf, format="PNG")
+    out.show_generation(
+        Generation(
+            png_bytes=buf.getvalue(),
+            seed=5,
+            model="animagine",
+            provider="selfhosted",
+            params={},
+            elapsed_s=0.1,
+            cost_usd=0.0,
+        )
+    )
+    assert out.error is None
+    assert "pixery-error" not in out.caption.value
+    assert "refused the request" not in out.caption.value
+    assert out.image.layout.display == "block"
 
 
 def test_the_strip_holds_a_whole_batch_of_the_largest_count_and_drops_the_oldest_beyond():
@@ -517,9 +536,8 @@ def test_lora_picker_offers_none_first_and_a_scale_from_0_to_1_5():
     assert picker.choice.disabled and picker.lora is None
 
 
-def test_status_indicator_alone_watches_by_itself(tmp_path, sim, monkeypatch):
+def test_status_indicator_alone_watches_by_itself(sim, monkeypatch):
     monkeypatch.setenv("SELFHOSTED_API_URL", sim.url)
-    monkeypatch.chdir(tmp_path)
 
     async def body():
         indicator = StatusIndicator()
