@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import Settings, load_settings
 from ._errors import ArchiveError
-from ._types import Generation
+from ._types import DEFAULT_LORA_SCALE, Generation
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -190,7 +190,8 @@ def a1111_parameters(info: Mapping[str, Any]) -> str:
     fields.append(("Model", info.get("model") or ""))
     if info.get("lora"):
         scale = info.get("lora_scale")
-        fields.append(("Lora", f"{info['lora']}:{_fmt_number(float(scale or 0.8))}"))
+        scale = DEFAULT_LORA_SCALE if scale is None else scale  # 0.0 is a real choice
+        fields.append(("Lora", f"{info['lora']}:{_fmt_number(float(scale))}"))
     if info.get("reference_hash"):
         fields.append(("IP-Adapter reference", info["reference_hash"]))
     if info.get("provider") and info.get("provider") != "selfhosted":

@@ -150,6 +150,13 @@ def test_a1111_parameters_use_the_format_other_sd_tools_parse():
     ]
 
 
+def test_a_lora_at_scale_zero_is_written_as_zero_not_the_default():
+    info = {"prompt": "x", "model": "animagine", "lora": "detail_tweaker", "lora_scale": 0.0}
+    assert 'Lora: "detail_tweaker:0"' in a1111_parameters(info)
+    del info["lora_scale"]  # an old record without a scale: the default
+    assert 'Lora: "detail_tweaker:0.8"' in a1111_parameters(info)
+
+
 # -- saving -----------------------------------------------------------------------------------
 
 
