@@ -281,6 +281,18 @@ def test_missing_checkpoint_gets_503_with_a_detail_string(
     assert "noobai" in answer.json()["detail"]
 
 
+def test_the_status_faults_answer_in_the_handlers_own_words(
+    sim_factory: Callable[..., SimServer],
+) -> None:
+    """The 400 and 503 faults must read exactly as the real errors do (DESIGN: same bodies)."""
+    real = sim_factory(missing={"animagine"}, start_loaded="pony")
+    faulty = sim_factory()
+    faulty.set_fault("/generate", "status_503", times=1)
+    assert generate(faulty).json() == generate(real, model="animagine").json()
+    faulty.set_fault("/generate", "status_400", times=1)
+    assert generate(faulty).json() == generate(real, model="mystery-xl").json()
+
+
 @pytest.mark.parametrize(
     "reference",
     [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import threading
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -142,19 +143,30 @@ HTML_500_BODY = (
     b"</body>\r\n</html>\r\n"
 )
 
+
+def unknown_model_detail(name: str, available: Sequence[str]) -> str:
+    """The server's 400 for a model it does not know (the handler and the fault share it)."""
+    return f"Unknown model '{name}'. Available models: {', '.join(available)}"
+
+
+def not_downloaded_detail(name: str) -> str:
+    """The server's 503 for a model whose checkpoint is missing."""
+    return (
+        f"Model '{name}' is not downloaded on this server. "
+        "Run download_models.py on the server to fetch its checkpoint."
+    )
+
+
 STATUS_DETAILS: dict[FaultKind, tuple[int, Any]] = {
     FaultKind.STATUS_400: (
         400,
-        f"Unknown model '{MYSTERY_MODEL}'. Available models: animagine, pony, noobai",
+        unknown_model_detail(MYSTERY_MODEL, ("animagine", "pony", "noobai")),
     ),
     FaultKind.STATUS_422: (
         422,
         [{"type": "missing", "loc": ["body", "prompt"], "msg": "Field required", "input": {}}],
     ),
-    FaultKind.STATUS_503: (
-        503,
-        "Model 'animagine' is not downloaded on this server. Run download_models.py to fetch the checkpoint.",
-    ),
+    FaultKind.STATUS_503: (503, not_downloaded_detail("animagine")),
 }
 
 _MISSING: dict[str, tuple[str, ...]] = {

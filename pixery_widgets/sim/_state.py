@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from fastapi import HTTPException
 
 from ._config import SimConfig
+from ._faults import not_downloaded_detail, unknown_model_detail
 
 
 class LoggedRequest(NamedTuple):
@@ -62,9 +63,7 @@ class SimState:
     def check_model(self, name: str) -> None:
         available = self.config.available_models
         if name not in available:
-            raise HTTPException(
-                400, f"Unknown model '{name}'. Available models: {', '.join(available)}"
-            )
+            raise HTTPException(400, unknown_model_detail(name, available))
 
     async def load(self, name: str) -> None:
         """Make ``name`` the model in GPU memory, taking switch_seconds if it changes."""
@@ -72,11 +71,7 @@ class SimState:
         if name == self.current_model:
             return
         if name in self.config.missing:
-            raise HTTPException(
-                503,
-                f"Model '{name}' is not downloaded on this server. "
-                "Run download_models.py on the server to fetch its checkpoint.",
-            )
+            raise HTTPException(503, not_downloaded_detail(name))
         self.current_model = None  # the old one is unloaded first, as on the GPU
         await asyncio.sleep(self.config.switch_seconds)
         self.current_model = name
