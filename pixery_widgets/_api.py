@@ -14,7 +14,7 @@ from typing import Any
 from ._archive import Archive, get_archive
 from ._catalog import resolve_model
 from ._config import Settings, env_names, load_settings
-from ._errors import ArchiveError, ConfigurationError, MissingAPIKeyError
+from ._errors import ArchiveError, MissingAPIKeyError
 from ._images import ReferenceLike
 from ._ledger import LEDGER
 from ._status import known_models
@@ -22,7 +22,7 @@ from ._sync import run_sync
 from ._types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, Generation, GenerationRequest
 from ._validation import build_request
 from .providers import get_provider
-from .providers.selfhosted import SelfHostedClient
+from .providers.selfhosted import client_for
 
 __all__ = ["agenerate", "generate", "prepare_request"]
 
@@ -39,11 +39,7 @@ async def prepare_request(
     spec = resolve_model(model, local_models=local)
     server_loras = None
     if spec.is_local and params.get("lora"):
-        if not settings.selfhosted_url:
-            raise ConfigurationError(
-                "No self-hosted server is configured: set SELFHOSTED_API_URL to use a LoRA."
-            )
-        server_loras = await SelfHostedClient(settings.selfhosted_url).loras()
+        server_loras = await client_for(settings).loras()
     request = build_request(prompt, model, local_models=local, server_loras=server_loras, **params)
     provider = get_provider(request.provider)
     provider.validate(request)

@@ -117,6 +117,15 @@ def test_an_unknown_lora_is_refused_before_generating(sim):
     assert "/generate" not in [entry.path for entry in sim.request_log]
 
 
+def test_a_lora_with_a_malformed_server_url_says_what_is_wrong_with_the_url(tmp_path):
+    """Not "no server is configured": the user did configure one, wrongly."""
+    settings = Env(tmp_path, SELFHOSTED_API_URL="ftp://203.0.113.7").load()
+    assert settings.url_error
+    with pytest.raises(px.ConfigurationError) as info:
+        run(agenerate("a cat", lora="pixel_art", settings=settings))
+    assert str(info.value) == settings.url_error
+
+
 def test_a_missing_checkpoint_reports_the_servers_words(sim_factory):
     sim = sim_factory(missing={"pony"})
     status = run(acheck_selfhosted(settings_for(sim.url)))

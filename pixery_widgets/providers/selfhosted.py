@@ -39,6 +39,7 @@ __all__ = [
     "HEALTH_TIMEOUT",
     "SelfHostedClient",
     "SelfHostedProvider",
+    "client_for",
     "generations_in_flight",
     "parse_generate",
     "parse_health",
@@ -352,11 +353,16 @@ class SelfHostedProvider(Provider):
         *,
         on_image: OnImage | None = None,
     ) -> Generation:
-        if settings.url_error:
-            raise ConfigurationError(settings.url_error)
-        if not settings.selfhosted_url:
-            raise ConfigurationError(
-                "No self-hosted server is configured: set SELFHOSTED_API_URL "
-                "(in the environment or a .env file), e.g. http://203.0.113.7:8000."
-            )
-        return await SelfHostedClient(settings.selfhosted_url).generate(request, on_image=on_image)
+        return await client_for(settings).generate(request, on_image=on_image)
+
+
+def client_for(settings: Settings) -> SelfHostedClient:
+    """The client for the configured server, or a ``ConfigurationError`` saying what to set."""
+    if settings.url_error:
+        raise ConfigurationError(settings.url_error)
+    if not settings.selfhosted_url:
+        raise ConfigurationError(
+            "No self-hosted server is configured: set SELFHOSTED_API_URL "
+            "(in the environment or a .env file), e.g. http://203.0.113.7:8000."
+        )
+    return SelfHostedClient(settings.selfhosted_url)
