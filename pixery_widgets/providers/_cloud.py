@@ -20,13 +20,14 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
+from .._catalog import ModelSpec
 from .._config import Secret, Settings, env_names, missing_key_reason
 from .._errors import (
     AuthenticationError,
@@ -41,6 +42,7 @@ from .._errors import (
     ServerTimeoutError,
 )
 from .._images import base64_image_bytes, check_image_bytes
+from .._types import Generation, GenerationRequest
 from ._base import Provider, detail_text, parse_json, send
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "encode_reference",
     "error_for_status",
     "fetch_image",
+    "finished",
     "image_mime",
     "nearest",
     "require_key",
@@ -455,6 +458,48 @@ def encode_reference(raw: bytes) -> tuple[str, str]:
             img.save(buf, format="PNG")
         raw, mime = buf.getvalue(), "image/png"
     return mime, base64.b64encode(raw).decode("ascii")
+
+
+def finished(
+    service: Service,
+    request: GenerationRequest,
+    spec: ModelSpec,
+    image: tuple[bytes, int, int],
+    started: float,
+    *,
+    sent: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+    cost: float | None = None,
+    seed: int | None = None,
+) -> Generation:
+    """The ``Generation`` for a cloud answer. Its parameters: what every provider records,
+    then what was ``sent``, then the provider's ``extra``; the cost is the list price for
+    the size drawn unless the answer said what it cost."""
+    png, width, height = image
+    params: dict[str, Any] = {
+        "prompt": request.prompt,
+        "model": request.model,
+        "api_id": spec.api_id,
+        "provider": service.name,
+        **sent,
+        "width": width,
+        "height": height,
+        "requested_width": request.width,
+        "requested_height": request.height,
+        "references": len(request.references),
+        "reference_hash": request.reference_hash,
+        **(extra or {}),
+    }
+    return Generation(
+        png_bytes=png,
+        seed=seed,
+        model=request.model,
+        provider=service.name,
+        params=params,
+        elapsed_s=time.perf_counter() - started,
+        cost_usd=cost if cost is not None else spec.estimated_cost(width, height),
+        request=request,
+    )
 
 
 def decode_image(data: object, service: Service) -> tuple[bytes, int, int]:

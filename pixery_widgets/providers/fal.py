@@ -326,33 +326,19 @@ class FalProvider(_cloud.CloudProvider):
                 status_code=200,
                 reason="no image",
             )
-        png, width, height = await _cloud.fetch_image(
-            FAL, url, settings=settings, timeout=DOWNLOAD_TIMEOUT
-        )
+        image = await _cloud.fetch_image(FAL, url, settings=settings, timeout=DOWNLOAD_TIMEOUT)
         seed = result.get("seed")
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else request.seed
-        params: dict[str, Any] = {
-            "model": request.model,
-            "api_id": api_id,
-            "provider": self.name,
-            **{k: v for k, v in body.items() if k != "image_url"},
-            "width": width,
-            "height": height,
-            "requested_width": request.width,
-            "requested_height": request.height,
-            "seed": seed,
-            "references": len(request.references),
-            "reference_hash": request.reference_hash,
-        }
+        extra: dict[str, Any] = {"api_id": api_id, "seed": seed}  # the endpoint actually used
         if isinstance(result.get("has_nsfw_concepts"), list):
-            params["has_nsfw_concepts"] = result["has_nsfw_concepts"]
-        return Generation(
-            png_bytes=png,
+            extra["has_nsfw_concepts"] = result["has_nsfw_concepts"]
+        return _cloud.finished(
+            FAL,
+            request,
+            spec,
+            image,
+            started,
+            sent={k: v for k, v in body.items() if k != "image_url"},
+            extra=extra,
             seed=seed,
-            model=request.model,
-            provider=self.name,
-            params=params,
-            elapsed_s=time.perf_counter() - started,
-            cost_usd=spec.estimated_cost(width, height),
-            request=request,
         )

@@ -238,34 +238,21 @@ class GeminiProvider(_cloud.CloudProvider):
                     break
         if not image_b64:
             raise _refusal(data, settings)
-        png, width, height = await asyncio.to_thread(_cloud.decode_image, image_b64, GEMINI)
+        image = await asyncio.to_thread(_cloud.decode_image, image_b64, GEMINI)
         usage = data.get("usageMetadata")
-        cost = gemini_cost(spec.api_id, usage)
-        params: dict[str, Any] = {
-            "prompt": request.prompt,
-            "model": request.model,
-            "api_id": spec.api_id,
-            "provider": self.name,
-            "width": width,
-            "height": height,
-            "requested_width": request.width,
-            "requested_height": request.height,
-            **sent,
-            "references": len(request.references),
-            "reference_hash": request.reference_hash,
-        }
+        extra: dict[str, Any] = {}
         said = " ".join(t.strip() for t in texts if t.strip())
         if said:
-            params["model_text"] = _cloud.scrub(said, settings)
+            extra["model_text"] = _cloud.scrub(said, settings)
         if isinstance(usage, dict):
-            params["usage"] = {k: v for k, v in usage.items() if isinstance(v, int)}
-        return Generation(
-            png_bytes=png,
-            seed=None,
-            model=request.model,
-            provider=self.name,
-            params=params,
-            elapsed_s=time.perf_counter() - started,
-            cost_usd=cost if cost is not None else spec.estimated_cost(width, height),
-            request=request,
+            extra["usage"] = {k: v for k, v in usage.items() if isinstance(v, int)}
+        return _cloud.finished(
+            GEMINI,
+            request,
+            spec,
+            image,
+            started,
+            sent=sent,
+            extra=extra,
+            cost=gemini_cost(spec.api_id, usage),
         )

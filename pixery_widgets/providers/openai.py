@@ -155,32 +155,17 @@ class OpenAIProvider(_cloud.CloudProvider):
                 reason="no image",
             )
         if first.get("b64_json"):
-            png, width, height = await asyncio.to_thread(
-                _cloud.decode_image, first["b64_json"], OPENAI
-            )
+            image = await asyncio.to_thread(_cloud.decode_image, first["b64_json"], OPENAI)
         else:  # a URL answer despite b64_json: fetch it, without the key
-            png, width, height = await _cloud.fetch_image(OPENAI, first["url"], settings=settings)
-        cost = openai_cost(spec.api_id, body["size"], body.get("quality"), data.get("usage"))
-        params: dict[str, Any] = {
-            "prompt": request.prompt,
-            "model": request.model,
-            "api_id": spec.api_id,
-            "provider": self.name,
-            "width": width,
-            "height": height,
-            "requested_width": request.width,
-            "requested_height": request.height,
-            **{k: v for k, v in body.items() if k not in ("model", "prompt")},
-        }
-        if isinstance(first.get("revised_prompt"), str):
-            params["revised_prompt"] = first["revised_prompt"]
-        return Generation(
-            png_bytes=png,
-            seed=None,
-            model=request.model,
-            provider=self.name,
-            params=params,
-            elapsed_s=time.perf_counter() - started,
-            cost_usd=cost if cost is not None else spec.estimated_cost(width, height),
-            request=request,
+            image = await _cloud.fetch_image(OPENAI, first["url"], settings=settings)
+        revised = first.get("revised_prompt")
+        return _cloud.finished(
+            OPENAI,
+            request,
+            spec,
+            image,
+            started,
+            sent={k: v for k, v in body.items() if k not in ("model", "prompt")},
+            extra={"revised_prompt": revised} if isinstance(revised, str) else None,
+            cost=openai_cost(spec.api_id, body["size"], body.get("quality"), data.get("usage")),
         )
