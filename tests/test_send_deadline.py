@@ -1,4 +1,4 @@
-"""``_base._within``: one deadline for a whole exchange, on Python 3.11+ and on the 3.10 path.
+"""``_base.within``: one deadline for a whole exchange, on Python 3.11+ and on the 3.10 path.
 
 CI runs 3.11, so the fallback for 3.10 (``asyncio.wait`` instead of ``asyncio.timeout``)
 is exercised here by making the module believe it runs on 3.10.
@@ -21,7 +21,7 @@ def within(request, monkeypatch):
         monkeypatch.setattr(_base, "sys", types.SimpleNamespace(version_info=(3, 10, 0)))
     else:
         assert sys.version_info >= (3, 11), "CI runs 3.11; this branch needs asyncio.timeout"
-    return _base._within
+    return _base.within
 
 
 async def _work(seconds: float, events: list[str]) -> str:

@@ -28,7 +28,16 @@ from .._errors import (
 from .._http import MAX_RESPONSE_BYTES, get_client, read_limited
 from .._types import Generation, GenerationRequest
 
-__all__ = ["OnImage", "Provider", "describe_transport_error", "detail_text", "send", "total_budget"]
+__all__ = [
+    "OnImage",
+    "Provider",
+    "describe_transport_error",
+    "detail_text",
+    "parse_json",
+    "send",
+    "total_budget",
+    "within",
+]
 
 T = TypeVar("T")
 
@@ -136,7 +145,7 @@ def total_budget(timeout: float | httpx.Timeout) -> float | None:
     return timeout
 
 
-async def _within(seconds: float | None, coro: Coroutine[Any, Any, T]) -> T:
+async def within(seconds: float | None, coro: Coroutine[Any, Any, T]) -> T:
     """``coro`` with a deadline; ``asyncio.TimeoutError`` when it passes.
 
     Not ``wait_for``: before Python 3.12 it can swallow a cancellation that
@@ -200,7 +209,7 @@ async def send(
 
     budget = total_budget(timeout)
     try:
-        response, body = await _within(budget, exchange())
+        response, body = await within(budget, exchange())
     except asyncio.TimeoutError:
         raise ServerTimeoutError(
             f"{where} started answering but did not finish within {budget:g} s."

@@ -34,7 +34,7 @@ from .._errors import (
 )
 from .._types import Generation, GenerationRequest
 from . import _cloud
-from ._base import OnImage, send
+from ._base import OnImage, send, within
 
 __all__ = ["FAL", "IMAGE_SIZES", "FalProvider", "FalQueueStatus"]
 
@@ -303,8 +303,10 @@ class FalProvider(_cloud.CloudProvider):
         task = asyncio.ensure_future(put())
         _background.add(task)
         task.add_done_callback(_background.discard)
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT + 1)
+        # The PUT finishes in the background if this wait ends early; a second
+        # cancellation (the user again) is not swallowed here.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await within(CANCEL_TIMEOUT + 1, asyncio.shield(task))
 
     async def _finish(
         self,

@@ -105,6 +105,15 @@ def _image_part(parts: list[Any]) -> str | None:
     return found[-1][1] if found else None
 
 
+def _said(parts: list[Any]) -> list[str]:
+    """The model's own words among ``parts`` (its "thought" parts left out)."""
+    return [
+        p["text"]
+        for p in parts
+        if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+    ]
+
+
 def _refusal(data: dict[str, Any], settings: Settings) -> ContentRefusedError:
     """A 200 without an image → the model's words, finish reason and block reason."""
     texts: list[str] = []
@@ -115,13 +124,7 @@ def _refusal(data: dict[str, Any], settings: Settings) -> ContentRefusedError:
         finish = first.get("finishReason") if isinstance(first.get("finishReason"), str) else None
         content = first.get("content")
         parts = content.get("parts") if isinstance(content, dict) else None
-        for part in parts if isinstance(parts, list) else ():
-            if (
-                isinstance(part, dict)
-                and isinstance(part.get("text"), str)
-                and not part.get("thought")
-            ):
-                texts.append(part["text"].strip())
+        texts = [t.strip() for t in _said(parts)] if isinstance(parts, list) else []
         if not texts and isinstance(first.get("finishMessage"), str):
             texts.append(first["finishMessage"].strip())
     feedback = data.get("promptFeedback")
@@ -227,13 +230,7 @@ class GeminiProvider(_cloud.CloudProvider):
             parts = content.get("parts") if isinstance(content, dict) else None
             if isinstance(parts, list):
                 image_b64 = _image_part(parts)
-                texts = [
-                    p["text"]
-                    for p in parts
-                    if isinstance(p, dict)
-                    and isinstance(p.get("text"), str)
-                    and not p.get("thought")
-                ]
+                texts = _said(parts)
                 if image_b64:
                     break
         if not image_b64:
