@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._archive import Archive, get_archive
+from ._archive import Archive, _thumbnail, get_archive
 from ._catalog import ModelSpec, resolve_model
 from ._config import Settings, load_settings
 from ._errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
@@ -484,25 +484,30 @@ class Batch:
             task.exception()  # retrieved: an interrupt that ended it is handled by _wind_down
 
     async def _keep(self, index: int, generation: Generation) -> None:
-        """Archive an arrived image (off the event loop) and keep its thumbnail for the grid."""
+        """Archive an arrived image (off the event loop) and keep its thumbnail for the grid.
+
+        An image that could not be archived becomes a failure that holds it, so
+        ``retry_failed()`` saves it instead of drawing it again.
+        """
         try:
+            record = None
             if self.archive is not None:
                 record = await self.archive.asave(generation, batch_id=self.id)
-                self._thumbs[index] = await self.archive.athumbnail(record, generation.png_bytes)
-            else:
-                from ._archive import _thumbnail
-
-                self._thumbs[index] = await asyncio.to_thread(_thumbnail, generation.png_bytes)
-        except ArchiveError as exc:
-            self.results[index] = JobFailure(self.jobs[index], exc, generation=generation)
-        except Exception:  # no thumbnail (archive disabled): the grid makes one later
-            pass
+        except Exception as exc:  # any failure to save must hold on to the image
+            error = exc if isinstance(exc, ArchiveError) else _unexpected(exc, self._settings)
+            self.results[index] = JobFailure(self.jobs[index], error, generation=generation)
+        else:
+            with contextlib.suppress(Exception):  # no thumbnail now: the grid makes one later
+                self._thumbs[index] = await (
+                    self.archive.athumbnail(record, generation.png_bytes)
+                    if self.archive is not None and record is not None
+                    else asyncio.to_thread(_thumbnail, generation.png_bytes)
+                )
         self._notify()
 
     # -- display ----------------------------------------------------------------------------------
 
     def _repr_html_(self) -> str:
-        from ._archive import _thumbnail
         from ._grid import GridItem, grid_html
 
         items = []

@@ -249,6 +249,37 @@ def test_a_failed_write_mid_batch_is_recorded_and_retry_saves_without_paying_aga
     assert_archived(batch, archive)
 
 
+def test_an_unexpected_failure_to_save_holds_the_image_instead_of_calling_it_kept(
+    sim, tmp_path, monkeypatch
+):
+    """Not only an ArchiveError: any failure of the save leaves the image in .failed,
+    held for retry_failed(), never counted as archived."""
+    settings = Settings(selfhosted_url=sim.url, archive_dir=tmp_path)
+    real_asave = Archive.asave
+    calls = {"n": 0}
+
+    async def buggy_asave(self, generation, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("a bug in the save")
+        return await real_asave(self, generation, **kwargs)
+
+    monkeypatch.setattr(Archive, "asave", buggy_asave)
+    batch = run(
+        px.arun_batch([f"bug {n}" for n in range(3)], seeds=[2], settings=settings, progress=False)
+    )
+    (failure,) = batch.failed
+    assert "Unexpected error: RuntimeError: a bug in the save" in str(failure.error)
+    assert failure.generation is not None and failure.generation.path is None
+    assert not batch.ok and len(batch.generations) == 2
+
+    drawn = generate_calls(sim)
+    batch.retry_failed(progress=False)
+    assert generate_calls(sim) == drawn  # saved from memory, not drawn again
+    assert batch.ok
+    assert_archived(batch, Archive(tmp_path, settings=settings))
+
+
 def test_a_model_comparison_runs_prompts_by_seeds_by_models(sim, tmp_path):
     settings = Settings(selfhosted_url=sim.url, archive_dir=tmp_path)
     batch = px.run_batch(
