@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from ._catalog import SDXL_SIZES, ModelSpec, resolve_model
 from ._errors import InvalidRequestError, PixeryError, UnknownModelError
 from ._menu import MenuEntry, build_menu, pick_selection
 from ._progress import ProgressSnapshot, format_duration
+from ._tasks import spawn
 from ._types import (
     DEFAULT_IP_ADAPTER_SCALE,
     DEFAULT_LORA_SCALE,
@@ -364,7 +365,7 @@ class PanelController:
             self._finish("failed", error=exc.message)
             return None
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()  # before anything is set up: a script has none
         except RuntimeError:
             self._finish(
                 "failed",
@@ -377,9 +378,8 @@ class PanelController:
         else:
             self._batch_total = len(seeds)
             coro = self._run_batch(form.prompt, model or "", seeds, kwargs)
-        task = loop.create_task(coro, name="pixery-generate")
+        task = spawn(coro, self._tasks, self._task_failed, name="pixery-generate")
         self.generate_task = task
-        self._keep(task)
         self._notify("generation")
         return task
 
@@ -630,14 +630,13 @@ class PanelController:
             or self.running
         ):
             return None
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        task = spawn(
+            self._run_prewarm(url, model), self._tasks, self._task_failed, name="pixery-prewarm"
+        )
+        if task is None:  # no event loop here
             return None
-        task = loop.create_task(self._run_prewarm(url, model), name="pixery-prewarm")
         self._say(f"Loading {model} on your server…")
         self._prewarm_task = task
-        self._keep(task)
         return task
 
     async def _run_prewarm(self, url: str, model: str) -> None:
@@ -656,27 +655,11 @@ class PanelController:
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        try:
-            task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
-        except RuntimeError:
-            if asyncio.iscoroutine(coro):
-                coro.close()
-            return
-        self._keep(task)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        spawn(coro, self._tasks, self._task_failed)
 
-    def _keep(self, task: asyncio.Task[Any]) -> None:
-        """Hold a reference until done, and show an unexpected exception instead of losing it."""
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self._say(f"Background task failed: {type(exc).__name__}: {exc}")
+    def _task_failed(self, text: str) -> None:
+        self._say(f"Background task failed: {text}")
 
     def close(self) -> None:
         """Cancel what runs (a batch too) and stop following the server."""

@@ -29,10 +29,10 @@ from .._config import Settings, load_settings
 from .._ledger import LEDGER, CostLedger
 from .._menu import MenuEntry
 from .._panel_logic import MAX_COUNT, FormValues, PanelController
+from .._tasks import spawn
 from .._types import DEFAULT_IP_ADAPTER_SCALE, Generation, SelfHostedStatus
 from .._validation import RANGES
 from .._watcher import ServerWatcher
-from ._tasks import spawn
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown

@@ -8,9 +8,9 @@ from typing import Any
 
 import ipywidgets as w
 
+from .._tasks import spawn
 from .._types import ServerState
 from .._watcher import ServerWatcher, next_delay
-from ._tasks import spawn
 
 __all__ = ["StatusIndicator", "status_text"]
 

@@ -1,4 +1,7 @@
-"""Background work started by a click: kept referenced, its failure shown, not lost."""
+"""Background work (a click, a follow-up check): kept referenced, its failure shown, not lost.
+
+Shared by the panel's logic and its widgets.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ def spawn(
     coro: Coroutine[Any, Any, Any],
     tasks: set[asyncio.Task[Any]],
     on_error: Callable[[str], None],
+    *,
+    name: str | None = None,
 ) -> asyncio.Task[Any] | None:
     """Run ``coro`` on the running loop; ``on_error`` gets an unexpected exception in words.
 
@@ -24,7 +29,7 @@ def spawn(
     except RuntimeError:
         coro.close()
         return None
-    task = loop.create_task(coro)
+    task = loop.create_task(coro, name=name)
     tasks.add(task)
 
     def done(t: asyncio.Task[Any]) -> None:
