@@ -74,7 +74,7 @@ class LoraPicker(w.HBox):
         if enabled and not loras and not note:
             note = "Your server has no LoRAs."
         self.note.value = (
-            f'<span class="pixery-muted" style="color:var(--jp-ui-font-color2,#616161);'
+            f'<span style="color:var(--jp-ui-font-color2,#616161);'
             f'font-size:var(--jp-ui-font-size0,11px)">{html.escape(note)}</span>'
             if note
             else ""
