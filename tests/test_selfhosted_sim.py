@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import subprocess
 import sys
@@ -109,6 +110,27 @@ def test_lora_and_reference_reach_the_server(sim):
     assert body["lora_name"] == lora and body["lora_scale"] == 1.1
     assert body["reference_image"] and body["ip_adapter_scale"] == 0.4
     assert g.image.size == (1024, 1024)
+
+
+def test_a_body_with_a_reference_is_encoded_off_the_event_loop(sim, monkeypatch):
+    """A reference makes a /generate body of MBs: encoding it must not stall the kernel."""
+    import threading
+
+    from pixery_widgets.providers import selfhosted
+
+    threads: list[str] = []
+    real = selfhosted.encode_json
+
+    def spying(body):
+        threads.append(threading.current_thread().name)
+        return real(body)
+
+    monkeypatch.setattr(selfhosted, "encode_json", spying)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (0, 90, 200)).save(buf, format="PNG")
+    run(agenerate("a cat", seed=1, reference=buf.getvalue(), settings=settings_for(sim.url)))
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name
+    assert sim.request_log[-1].json["reference_image"] == base64.b64encode(buf.getvalue()).decode()
 
 
 def test_an_unknown_lora_is_refused_before_generating(sim):

@@ -33,6 +33,7 @@ __all__ = [
     "Provider",
     "describe_transport_error",
     "detail_text",
+    "encode_json",
     "parse_json",
     "send",
     "total_budget",
@@ -225,6 +226,12 @@ async def send(
     except httpx.TransportError as exc:
         raise describe_transport_error(exc, where) from None
     return response.status_code, dict(response.headers), body
+
+
+def encode_json(body: Any) -> bytes:
+    """A JSON body as ``send(content=...)`` takes it; callers with MBs of references run
+    this through ``asyncio.to_thread``."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def detail_text(detail: Any) -> str | None:

@@ -43,7 +43,7 @@ from .._errors import (
 )
 from .._images import base64_image_bytes, check_image_bytes
 from .._types import Generation, GenerationRequest
-from ._base import Provider, detail_text, parse_json, send
+from ._base import Provider, detail_text, encode_json, parse_json, send
 
 __all__ = [
     "RETRY",
@@ -339,10 +339,6 @@ def _scrub_exc(exc: PixeryError, service: Service, settings: Settings) -> Pixery
     return exc
 
 
-def _encode_json(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
 async def call(
     service: Service,
     method: str,
@@ -364,7 +360,7 @@ async def call(
     headers = service.auth_headers(key, url) if key is not None else None
     where = where or service.label
     # References make bodies of many MB: encode them off the kernel's event loop.
-    content = None if json_body is None else await asyncio.to_thread(_encode_json, json_body)
+    content = None if json_body is None else await asyncio.to_thread(encode_json, json_body)
     rate_tries = transient_tries = 0
     while True:
         try:

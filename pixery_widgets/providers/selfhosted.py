@@ -32,7 +32,7 @@ from .._errors import (
 )
 from .._images import decode_base64_image
 from .._types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
-from ._base import OnImage, Provider, detail_text, parse_json, send
+from ._base import OnImage, Provider, detail_text, encode_json, parse_json, send
 
 __all__ = [
     "GENERATE_TIMEOUT",
@@ -275,7 +275,9 @@ class SelfHostedClient:
         *,
         timeout: float | httpx.Timeout,
         body: Any = None,
+        content: bytes | None = None,
     ) -> Any:
+        """``body`` as JSON, or ``content`` already encoded; the answer's JSON."""
         where = _where(self.url)
         status, _headers, raw = await send(
             method,
@@ -283,6 +285,7 @@ class SelfHostedClient:
             where=where,
             timeout=timeout,
             json_body=body,
+            content=content,
             headers=self._headers,
         )
         if not 200 <= status < 300:
@@ -311,28 +314,37 @@ class SelfHostedClient:
         self, request: GenerationRequest, *, on_image: OnImage | None = None
     ) -> Generation:
         """Draw one image; ``on_image`` runs in the worker thread that decoded it."""
-        body: dict[str, Any] = {
-            "prompt": request.prompt,
-            "negative_prompt": request.negative_prompt,
-            "model": request.model,
-            "width": request.width,
-            "height": request.height,
-            "steps": request.steps,
-            "cfg_scale": request.cfg_scale,
-            "seed": request.seed,
-            "reference_image": (
-                base64.b64encode(request.references[0]).decode("ascii")
-                if request.references
-                else None
-            ),
-            "ip_adapter_scale": request.ip_adapter_scale,
-            "lora_name": request.lora,
-            "lora_scale": request.lora_scale,
-        }
         started = time.perf_counter()
         with _track_in_flight(self.url):
-            data = await self._json("POST", "/generate", timeout=GENERATE_TIMEOUT, body=body)
+            if request.references:  # MBs of base64: encoded off the kernel's event loop
+                content = await asyncio.to_thread(encode_json, _generate_body(request))
+                data = await self._json(
+                    "POST", "/generate", timeout=GENERATE_TIMEOUT, content=content
+                )
+            else:
+                body = _generate_body(request)
+                data = await self._json("POST", "/generate", timeout=GENERATE_TIMEOUT, body=body)
         return await asyncio.to_thread(_arrived, data, request, started, on_image)
+
+
+def _generate_body(request: GenerationRequest) -> dict[str, Any]:
+    """The ``/generate`` body (CONTRACT.md section 1) for ``request``."""
+    return {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "model": request.model,
+        "width": request.width,
+        "height": request.height,
+        "steps": request.steps,
+        "cfg_scale": request.cfg_scale,
+        "seed": request.seed,
+        "reference_image": (
+            base64.b64encode(request.references[0]).decode("ascii") if request.references else None
+        ),
+        "ip_adapter_scale": request.ip_adapter_scale,
+        "lora_name": request.lora,
+        "lora_scale": request.lora_scale,
+    }
 
 
 class SelfHostedProvider(Provider):
