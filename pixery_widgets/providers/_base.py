@@ -51,8 +51,6 @@ class Provider(abc.ABC):
 
     #: Short name used in the catalog ("selfhosted", "gemini", ...).
     name: ClassVar[str]
-    #: Name shown to users ("Gemini", "your server", ...).
-    label: ClassVar[str]
 
     def unavailable_reason(self, settings: Settings) -> str | None:
         """Why this provider cannot be used now without asking the network, or None."""

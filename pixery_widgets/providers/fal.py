@@ -109,7 +109,6 @@ class FalProvider(_cloud.CloudProvider):
     """fal's queue: submit, poll, fetch, download; one reference for z-image."""
 
     name: ClassVar[str] = "fal"
-    label: ClassVar[str] = "fal.ai"
 
     #: Polling: first wait, growth factor, longest wait (seconds).
     poll_start_s: float = 0.25

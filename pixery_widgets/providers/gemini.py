@@ -158,7 +158,6 @@ class GeminiProvider(_cloud.CloudProvider):
     """``generateContent`` with image output; up to 10 reference images."""
 
     name: ClassVar[str] = "gemini"
-    label: ClassVar[str] = "Gemini"
 
     def validate(self, request: GenerationRequest) -> None:
         unknown = sorted(set(request.extra) - set(EXTRAS))

@@ -93,7 +93,6 @@ class OpenAIProvider(_cloud.CloudProvider):
     """``POST /v1/images/generations``; no reference images."""
 
     name: ClassVar[str] = "openai"
-    label: ClassVar[str] = "OpenAI"
 
     def validate(self, request: GenerationRequest) -> None:
         api_id = CATALOG[request.model].api_id

@@ -349,7 +349,6 @@ def _generate_body(request: GenerationRequest) -> dict[str, Any]:
 
 class SelfHostedProvider(Provider):
     name: ClassVar[str] = "selfhosted"
-    label: ClassVar[str] = "your server"
 
     def unavailable_reason(self, settings: Settings) -> str | None:
         if settings.url_error:
