@@ -451,26 +451,29 @@ def test_images_stay_display_sized_and_earlier_ones_come_back_from_the_strip(tmp
     assert "first" in out.caption.value and "1344×768" in out.caption.value
 
 
-def test_image_output_shows_an_error_in_place_and_then_images_again():
+def tiny_generation(seed: int):
+    """A 32×24 image as the self-hosted provider would hand it over."""
     from pixery_widgets._types import Generation
 
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (9, 9, 9)).save(buf, format="PNG")
+    return Generation(
+        png_bytes=buf.getvalue(),
+        seed=seed,
+        model="animagine",
+        provider="selfhosted",
+        params={},
+        elapsed_s=0.1,
+        cost_usd=0.0,
+    )
+
+
+def test_image_output_shows_an_error_in_place_and_then_images_again():
     out = ImageOutput()
     assert "No image yet" in out.caption.value
     out.show_error("Your server at http://x refused the request: boom")
     assert "refused the request: boom" in out.caption.value and out.error
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 24), (9, 9, 9)).save(buf, format="PNG")
-    out.show_generation(
-        Generation(
-            png_bytes=buf.getvalue(),
-            seed=5,
-            model="animagine",
-            provider="selfhosted",
-            params={},
-            elapsed_s=0.1,
-            cost_usd=0.0,
-        )
-    )
+    out.show_generation(tiny_generation(5))
     assert out.error is None
     assert "pixery-error" not in out.caption.value
     assert "refused the request" not in out.caption.value
@@ -479,23 +482,10 @@ def test_image_output_shows_an_error_in_place_and_then_images_again():
 
 def test_the_strip_holds_a_whole_batch_of_the_largest_count_and_drops_the_oldest_beyond():
     from pixery_widgets._panel_logic import MAX_COUNT
-    from pixery_widgets._types import Generation
 
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 24), (9, 9, 9)).save(buf, format="PNG")
     out = ImageOutput()
     for seed in range(MAX_COUNT + 3):
-        out.show_generation(
-            Generation(
-                png_bytes=buf.getvalue(),
-                seed=seed,
-                model="animagine",
-                provider="selfhosted",
-                params={},
-                elapsed_s=0.1,
-                cost_usd=0.0,
-            )
-        )
+        out.show_generation(tiny_generation(seed))
     assert len(out.history) == len(out.strip.items) == MAX_COUNT
     assert [s.generation.seed for s in out.history] == list(range(3, MAX_COUNT + 3))
     assert out.strip.selected == MAX_COUNT - 1
