@@ -27,6 +27,7 @@ demo: deps
 
 ## The whole test suite, browser tests included.
 test: deps chromium
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: deps

@@ -400,7 +400,7 @@ def bench_settings(url: str, archive_dir: str | os.PathLike[str] | None = None) 
 async def close_shared_client(*, reopen: bool = False) -> None:
     """Close this loop's shared httpx client, so the next request starts with an empty
     pool; ``reopen`` makes the new client now (creating one takes tens of ms)."""
-    from pixery_widgets._http import get_client
+    from pixery_widgets.core.http import get_client
 
     await get_client().aclose()
     if reopen:

@@ -59,7 +59,7 @@ SERVERS = (("healthy", _healthy), ("accepts, never answers", _hanging), ("closed
 
 async def _panel_ms(settings: object, repeats: int) -> list[float]:
     """``PixeryPanel()`` until it returns; each closed after one turn of the loop."""
-    from pixery_widgets._status import forget_known_models
+    from pixery_widgets.providers.status import forget_known_models
     from pixery_widgets.widgets import PixeryPanel
 
     out = []
@@ -75,7 +75,7 @@ async def _panel_ms(settings: object, repeats: int) -> list[float]:
 
 async def _check_first_ms(settings: object, repeats: int) -> list[float]:
     """Baseline: await the health check, then build the panel."""
-    from pixery_widgets._status import acheck_selfhosted, forget_known_models
+    from pixery_widgets.providers.status import acheck_selfhosted, forget_known_models
     from pixery_widgets.widgets import PixeryPanel
 
     out = []

@@ -31,9 +31,9 @@ TARGET = 0.7
 
 async def _panel_menu(settings: object) -> None:
     """Construction of the panel's logic → its menu lists a local model first."""
-    from pixery_widgets._panel_logic import PanelController
-    from pixery_widgets._status import forget_known_models
-    from pixery_widgets._watcher import ServerWatcher
+    from pixery_widgets.providers.status import forget_known_models
+    from pixery_widgets.session.controller import PanelController
+    from pixery_widgets.session.watcher import ServerWatcher
 
     forget_known_models()
     reordered = asyncio.Event()
@@ -51,9 +51,9 @@ async def _panel_menu(settings: object) -> None:
 
 async def _sequential_menu(settings: object) -> None:
     """Baseline: /health, /models, /loras one after another, then the menu rule."""
-    from pixery_widgets._menu import build_menu
-    from pixery_widgets._types import SelfHostedStatus, ServerState
+    from pixery_widgets.core.types import SelfHostedStatus, ServerState
     from pixery_widgets.providers.selfhosted import SelfHostedClient
+    from pixery_widgets.session.menu import build_menu
 
     url = settings.selfhosted_url  # type: ignore[attr-defined]
     client = SelfHostedClient(url)
@@ -95,7 +95,7 @@ def _measure(serialised: bool, repeats: int) -> tuple[list[float], list[float]]:
 
 def _client_creation(repeats: int) -> list[float]:
     """Seconds to make the shared httpx client (its TLS context, mostly)."""
-    from pixery_widgets._http import get_client
+    from pixery_widgets.core.http import get_client
 
     async def main() -> list[float]:
         out = []

@@ -9,14 +9,13 @@ Importing this package does no network I/O and patches nothing.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
-from ._api import agenerate, generate
-from ._archive import Archive, ArchiveRecord
-from ._batch import Batch, JobFailure, arun_batch, last_batch, run_batch, start_batch
-from ._catalog import CATALOG, SDXL_SIZES, ModelSpec, resolve_model
-from ._config import Secret, Settings, load_settings
-from ._errors import (
+from .archive.store import Archive, ArchiveRecord
+from .core.catalog import CATALOG, SDXL_SIZES, ModelSpec, resolve_model
+from .core.config import Secret, Settings, load_settings
+from .core.errors import (
     ArchiveError,
     AuthenticationError,
     BadResponseError,
@@ -36,11 +35,8 @@ from ._errors import (
     UnknownLoraError,
     UnknownModelError,
 )
-from ._ledger import LEDGER as session_ledger
-from ._menu import MenuEntry, model_menu
-from ._status import acheck_selfhosted
-from ._sync import run_sync
-from ._types import (
+from .core.sync import run_sync
+from .core.types import (
     Generation,
     GenerationRequest,
     HealthInfo,
@@ -48,6 +44,12 @@ from ._types import (
     SelfHostedStatus,
     ServerState,
 )
+from .providers.status import acheck_selfhosted
+from .session.batch import Batch, JobFailure, arun_batch, last_batch, run_batch, start_batch
+from .session.generate import agenerate, generate
+from .session.ledger import LEDGER as session_ledger
+from .session.menu import MenuEntry, model_menu
+from .session.progress import use_notebook_reporter
 
 #: The widgets load ipywidgets and anywidget: imported on first use, so that
 #: ``import pixery_widgets`` stays quick for scripts and batch jobs.
@@ -63,6 +65,18 @@ def __getattr__(name: str) -> object:
 
         return getattr(widgets, name)
     raise AttributeError(f"module 'pixery_widgets' has no attribute {name!r}")
+
+
+def _notebook_progress() -> object | None:
+    """The widgets' progress bar inside a kernel; a plain script never loads widgets."""
+    if "IPython" not in sys.modules:
+        return None
+    from .widgets.progress import notebook_reporter
+
+    return notebook_reporter()
+
+
+use_notebook_reporter(_notebook_progress)
 
 
 def check_selfhosted() -> SelfHostedStatus:

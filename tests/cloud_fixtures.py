@@ -23,8 +23,8 @@ import pytest
 import respx
 from PIL import Image
 
-from pixery_widgets._config import Settings, load_settings
-from pixery_widgets._types import Generation
+from pixery_widgets.core.config import Settings, load_settings
+from pixery_widgets.core.types import Generation
 from pixery_widgets.providers import _cloud
 
 #: The fixtures, for ``from cloud_fixtures import *``.

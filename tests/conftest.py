@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pixery_widgets._status import forget_known_models
+from pixery_widgets.providers.status import forget_known_models
 from pixery_widgets.sim import SimConfig, SimServer
 
 pytest_plugins = ["_secrets_plugin"]  # sentinel API keys, and a sweep for them

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixery_widgets._config import Settings, load_settings
+from pixery_widgets.core.config import Settings, load_settings
 
 __all__ = ["Env"]
 

@@ -17,16 +17,16 @@ import pytest
 from PIL import Image
 
 import pixery_widgets as px
-from pixery_widgets._archive import (
+from pixery_widgets.archive.store import (
     Archive,
     a1111_parameters,
     add_text_chunks,
     read_text_chunks,
 )
-from pixery_widgets._config import Secret, Settings
-from pixery_widgets._errors import ArchiveError
-from pixery_widgets._ledger import LEDGER
-from pixery_widgets._types import Generation, GenerationRequest
+from pixery_widgets.core.config import Secret, Settings
+from pixery_widgets.core.errors import ArchiveError
+from pixery_widgets.core.types import Generation, GenerationRequest
+from pixery_widgets.session.ledger import LEDGER
 
 SENTINELS = {"gemini": "gm-SENTINEL-1", "openai": "sk-SENTINEL-2", "fal": "fal-SENTINEL-3"}
 
@@ -190,7 +190,7 @@ def test_save_writes_png_with_parameters_thumbnail_and_row(archive: Archive):
 def _record_fsyncs(monkeypatch, root: Path) -> list[Path]:
     """Stand-in for the archive's fsync of one path; returns the paths under ``root`` it saw
     (an archive of an earlier test may still be finishing a round)."""
-    from pixery_widgets import _archive
+    from pixery_widgets.archive import store as _archive
 
     synced: list[Path] = []
     monkeypatch.setattr(
@@ -354,9 +354,9 @@ def test_records_survive_a_restart_of_the_process(tmp_path: Path):
         f"""
         import io
         from PIL import Image
-        from pixery_widgets._archive import Archive
-        from pixery_widgets._config import Settings
-        from pixery_widgets._types import Generation, GenerationRequest
+        from pixery_widgets.archive.store import Archive
+        from pixery_widgets.core.config import Settings
+        from pixery_widgets.core.types import Generation, GenerationRequest
         arch = Archive({str(root)!r}, settings=Settings())
         for n in range(3):
             buf = io.BytesIO(); Image.new("RGB", (32, 32), (n * 80, 0, 0)).save(buf, "PNG")

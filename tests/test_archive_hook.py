@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 import pixery_widgets as px
-from pixery_widgets import _archive
-from pixery_widgets._archive import Archive, get_archive, write_atomic
-from pixery_widgets._config import Settings
-from pixery_widgets._errors import ArchiveError
-from pixery_widgets._ledger import LEDGER
-from pixery_widgets._validation import build_request
+from pixery_widgets.archive import store as _archive
+from pixery_widgets.archive.store import Archive, get_archive, write_atomic
+from pixery_widgets.core.config import Settings
+from pixery_widgets.core.errors import ArchiveError
 from pixery_widgets.providers import selfhosted
 from pixery_widgets.providers.selfhosted import SelfHostedProvider
+from pixery_widgets.session.ledger import LEDGER
+from pixery_widgets.session.validation import build_request
 
 
 def run(coro):

@@ -23,13 +23,18 @@ from cloud_fixtures import (
 from PIL import Image
 
 import pixery_widgets as px
-from pixery_widgets._batch import Batch, plan_batch, plan_jobs
-from pixery_widgets._catalog import CATALOG
-from pixery_widgets._config import Settings
-from pixery_widgets._errors import CostLimitError, InvalidRequestError, UnknownModelError
-from pixery_widgets._progress import ProgressSnapshot, TextProgress, WidgetProgress, make_reporter
-from pixery_widgets._types import Generation
+from pixery_widgets.core.catalog import CATALOG
+from pixery_widgets.core.config import Settings
+from pixery_widgets.core.errors import CostLimitError, InvalidRequestError, UnknownModelError
+from pixery_widgets.core.types import Generation
 from pixery_widgets.providers.selfhosted import generations_in_flight
+from pixery_widgets.session.batch import Batch, plan_batch, plan_jobs
+from pixery_widgets.session.progress import (
+    ProgressSnapshot,
+    TextProgress,
+    make_reporter,
+)
+from pixery_widgets.widgets.progress import WidgetProgress
 
 
 def run(coro):

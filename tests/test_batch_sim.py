@@ -17,9 +17,9 @@ import nbformat
 import pytest
 
 import pixery_widgets as px
-from pixery_widgets._archive import Archive
-from pixery_widgets._config import Settings
-from pixery_widgets._errors import ArchiveError, ConnectionFailedError
+from pixery_widgets.archive.store import Archive
+from pixery_widgets.core.config import Settings
+from pixery_widgets.core.errors import ArchiveError, ConnectionFailedError
 
 
 def run(coro):
@@ -155,7 +155,7 @@ def test_kernel_interrupt_during_run_batch_keeps_finished_images(sim_factory, tm
         import _thread, json, threading, time
         from pathlib import Path
         import pixery_widgets as px
-        from pixery_widgets._config import Settings
+        from pixery_widgets.core.config import Settings
 
         settings = Settings(selfhosted_url={sim.url!r}, archive_dir=Path({str(tmp_path)!r}))
 
@@ -196,7 +196,7 @@ def test_an_image_whose_save_was_never_scheduled_is_archived_before_the_run_ends
 ):
     # A kernel interrupt can land between "the image arrived" and "its save was
     # scheduled"; the end of the run sweeps such images into the archive.
-    from pixery_widgets._batch import Batch
+    from pixery_widgets.session.batch import Batch
 
     real_keep_later = Batch._keep_later
 

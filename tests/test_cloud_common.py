@@ -41,11 +41,11 @@ from pixery_widgets import (
     ServerError,
     ServerTimeoutError,
 )
-from pixery_widgets._validation import build_request
 from pixery_widgets.providers import _cloud, get_provider
 from pixery_widgets.providers.fal import FalProvider
 from pixery_widgets.providers.gemini import GeminiProvider
 from pixery_widgets.providers.openai import OpenAIProvider
+from pixery_widgets.session.validation import build_request
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ from pixery_widgets import (
     ServerError,
     ServerTimeoutError,
 )
-from pixery_widgets._catalog import CATALOG
-from pixery_widgets._validation import build_request
+from pixery_widgets.core.catalog import CATALOG
 from pixery_widgets.providers.fal import FalProvider, FalQueueStatus
+from pixery_widgets.session.validation import build_request
 
 FLUX = "fal-ai/flux/schnell"
 ZIMG = "fal-ai/z-image/turbo"

@@ -34,8 +34,8 @@ from pixery_widgets import (
     InvalidRequestError,
     MissingAPIKeyError,
 )
-from pixery_widgets._validation import build_request
 from pixery_widgets.providers.gemini import GeminiProvider, gemini_cost
+from pixery_widgets.session.validation import build_request
 
 
 def generate(settings, model="gemini-flash", **fields):

@@ -26,8 +26,8 @@ from pixery_widgets import (
     InvalidRequestError,
     RateLimitError,
 )
-from pixery_widgets._validation import build_request
 from pixery_widgets.providers.openai import OpenAIProvider
+from pixery_widgets.session.validation import build_request
 
 
 def generate(settings, model="gpt-image", **fields):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pixery_widgets import ConfigurationError, Secret, load_settings
-from pixery_widgets._config import mask_url, normalize_url
+from pixery_widgets.core.config import mask_url, normalize_url
 
 SENTINEL = "sk-SENTINEL-config-0123456789"
 

@@ -18,8 +18,8 @@ import pytest
 from test_no_loss import assert_archive_consistent, index_rows
 
 import pixery_widgets as px
-from pixery_widgets._config import Settings
-from pixery_widgets._errors import (
+from pixery_widgets.core.config import Settings
+from pixery_widgets.core.errors import (
     BadResponseError,
     ConnectionFailedError,
     ImageDecodeError,
@@ -29,12 +29,12 @@ from pixery_widgets._errors import (
     ServerError,
     ServerTimeoutError,
 )
-from pixery_widgets._http import MAX_RESPONSE_BYTES
-from pixery_widgets._menu import build_menu
-from pixery_widgets._status import acheck_selfhosted
-from pixery_widgets._types import ServerState
+from pixery_widgets.core.http import MAX_RESPONSE_BYTES
+from pixery_widgets.core.types import ServerState
 from pixery_widgets.providers import _base, selfhosted
 from pixery_widgets.providers.selfhosted import SelfHostedClient
+from pixery_widgets.providers.status import acheck_selfhosted
+from pixery_widgets.session.menu import build_menu
 
 #: A generation gives up after this long here (300 s in real use).
 GENERATE_BUDGET = 1.5

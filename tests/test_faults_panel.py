@@ -19,8 +19,8 @@ import pytest
 from env_helpers import Env
 from test_no_loss import assert_archive_consistent
 
-from pixery_widgets._config import Settings
-from pixery_widgets._types import ServerState
+from pixery_widgets.core.config import Settings
+from pixery_widgets.core.types import ServerState
 from pixery_widgets.providers import selfhosted
 from pixery_widgets.widgets import PixeryPanel
 

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pixery_widgets._config import Secret, Settings
-from pixery_widgets._errors import ImageDecodeError, PixeryError
-from pixery_widgets._images import check_image_bytes, decode_base64_image
-from pixery_widgets._types import Generation, GenerationRequest
+from pixery_widgets.core.config import Secret, Settings
+from pixery_widgets.core.errors import ImageDecodeError, PixeryError
+from pixery_widgets.core.images import check_image_bytes, decode_base64_image
+from pixery_widgets.core.types import Generation, GenerationRequest
 from pixery_widgets.providers import _base, _cloud, fal, gemini, openai, selfhosted
 
 settings.register_profile(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pixery_widgets._catalog import cloud_models
-from pixery_widgets._menu import build_menu, model_menu, pick_selection
-from pixery_widgets._types import HealthInfo, LocalModelInfo, SelfHostedStatus, ServerState
+from pixery_widgets.core.catalog import cloud_models
+from pixery_widgets.core.types import HealthInfo, LocalModelInfo, SelfHostedStatus, ServerState
+from pixery_widgets.session.menu import build_menu, model_menu, pick_selection
 
 URL = "http://203.0.113.7:8000"
 CLOUD_IDS = [spec.id for spec in cloud_models()]

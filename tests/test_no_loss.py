@@ -26,12 +26,12 @@ import pytest
 from PIL import Image
 
 import pixery_widgets as px
-from pixery_widgets import _archive
-from pixery_widgets._archive import Archive, read_text_chunks
-from pixery_widgets._batch import Batch
-from pixery_widgets._config import Settings
-from pixery_widgets._errors import ArchiveError, ConnectionFailedError
-from pixery_widgets._types import Generation
+from pixery_widgets.archive import store as _archive
+from pixery_widgets.archive.store import Archive, read_text_chunks
+from pixery_widgets.core.config import Settings
+from pixery_widgets.core.errors import ArchiveError, ConnectionFailedError
+from pixery_widgets.core.types import Generation
+from pixery_widgets.session.batch import Batch
 
 # -- the scan ------------------------------------------------------------------------------
 
@@ -214,8 +214,8 @@ def test_an_image_decoding_when_agenerate_is_cancelled_is_still_counted_and_arch
 ):
     """The kernel's interrupt lands after the answer arrived, while the worker thread
     decodes it: the image is paid for, so it is archived and counted all the same."""
-    from pixery_widgets._ledger import LEDGER
     from pixery_widgets.providers import selfhosted
+    from pixery_widgets.session.ledger import LEDGER
 
     root = tmp_path / "archive"
     settings = Settings(selfhosted_url=sim.url, archive_dir=root)

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pixery_widgets._config import KEY_ENV_NAMES
+from pixery_widgets.core.config import KEY_ENV_NAMES
 from pixery_widgets.sim import SimServer
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from env_helpers import Env
 
-from pixery_widgets._config import Settings
-from pixery_widgets._errors import InvalidRequestError
-from pixery_widgets._panel_logic import (
+from pixery_widgets.core.config import Settings
+from pixery_widgets.core.errors import InvalidRequestError
+from pixery_widgets.core.types import HealthInfo, LocalModelInfo, SelfHostedStatus, ServerState
+from pixery_widgets.session.controller import (
     FormValues,
     PanelController,
     batch_seeds,
     check_count,
     parse_seed,
 )
-from pixery_widgets._types import HealthInfo, LocalModelInfo, SelfHostedStatus, ServerState
-from pixery_widgets._watcher import ServerWatcher
+from pixery_widgets.session.watcher import ServerWatcher
 
 URL = "http://203.0.113.7:8000"
 

@@ -29,11 +29,11 @@ from _secrets_plugin import SENTINELS, file_leaks, leaks_in, sim_request_problem
 from PIL import Image
 
 import pixery_widgets as px
-from pixery_widgets._config import load_settings
-from pixery_widgets._errors import ConnectionFailedError
-from pixery_widgets._status import acheck_selfhosted
-from pixery_widgets._types import ServerState
+from pixery_widgets.core.config import load_settings
+from pixery_widgets.core.errors import ConnectionFailedError
+from pixery_widgets.core.types import ServerState
 from pixery_widgets.providers.selfhosted import SelfHostedClient
+from pixery_widgets.providers.status import acheck_selfhosted
 from pixery_widgets.widgets import PixeryPanel
 
 PASSWORD = "s3cretpw-7d1e"

@@ -25,8 +25,8 @@ from pixery_widgets import (
     agenerate,
     load_settings,
 )
-from pixery_widgets._validation import build_request
 from pixery_widgets.providers.selfhosted import SelfHostedClient
+from pixery_widgets.session.validation import build_request
 
 URL = "http://203.0.113.7:8000"
 SENTINELS = {

@@ -160,7 +160,7 @@ def test_a_missing_checkpoint_reports_the_servers_words(sim_factory):
 
 def test_server_side_validation_errors_carry_the_server_detail(sim):
     client = SelfHostedClient(sim.url)
-    from pixery_widgets._types import GenerationRequest
+    from pixery_widgets.core.types import GenerationRequest
 
     too_big = GenerationRequest(
         prompt="a cat", model="animagine", provider="selfhosted", width=4096

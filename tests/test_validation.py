@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pixery_widgets import InvalidRequestError, UnknownLoraError, UnknownModelError
-from pixery_widgets._catalog import CATALOG, resolve_model
-from pixery_widgets._validation import build_request
+from pixery_widgets.core.catalog import CATALOG, resolve_model
+from pixery_widgets.session.validation import build_request
 
 
 def png_bytes(color=(200, 30, 30)) -> bytes:

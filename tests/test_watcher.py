@@ -8,10 +8,15 @@ import time
 import pytest
 from env_helpers import Env
 
-from pixery_widgets._api import agenerate
-from pixery_widgets._config import Settings
-from pixery_widgets._types import HealthInfo, SelfHostedStatus, ServerState
-from pixery_widgets._watcher import HEALTHY_INTERVAL, OFFLINE_BACKOFF, ServerWatcher, next_delay
+from pixery_widgets.core.config import Settings
+from pixery_widgets.core.types import HealthInfo, SelfHostedStatus, ServerState
+from pixery_widgets.session.generate import agenerate
+from pixery_widgets.session.watcher import (
+    HEALTHY_INTERVAL,
+    OFFLINE_BACKOFF,
+    ServerWatcher,
+    next_delay,
+)
 
 URL = "http://203.0.113.7:8000"
 

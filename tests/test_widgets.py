@@ -14,9 +14,9 @@ from typing import Any
 from env_helpers import Env
 from PIL import Image
 
-from pixery_widgets._ledger import LEDGER
-from pixery_widgets._menu import MenuEntry
-from pixery_widgets._types import ServerState
+from pixery_widgets.core.types import ServerState
+from pixery_widgets.session.ledger import LEDGER
+from pixery_widgets.session.menu import MenuEntry
 from pixery_widgets.widgets import (
     ImageOutput,
     LoraPicker,
@@ -453,7 +453,7 @@ def test_images_stay_display_sized_and_earlier_ones_come_back_from_the_strip(tmp
 
 def tiny_generation(seed: int):
     """A 32×24 image as the self-hosted provider would hand it over."""
-    from pixery_widgets._types import Generation
+    from pixery_widgets.core.types import Generation
 
     buf = io.BytesIO()
     Image.new("RGB", (32, 24), (9, 9, 9)).save(buf, format="PNG")
@@ -481,7 +481,7 @@ def test_image_output_shows_an_error_in_place_and_then_images_again():
 
 
 def test_the_strip_holds_a_whole_batch_of_the_largest_count_and_drops_the_oldest_beyond():
-    from pixery_widgets._panel_logic import MAX_COUNT
+    from pixery_widgets.session.controller import MAX_COUNT
 
     out = ImageOutput()
     for seed in range(MAX_COUNT + 3):

@@ -1,4 +1,9 @@
-"""Back ends behind one interface; ``get_provider`` finds one by its catalog name.
+"""The providers layer: back ends behind one interface; ``get_provider`` finds one by name.
+
+Beside the archive, above the core: a provider imports only ``core``. It turns
+a request into HTTP (one shared httpx client) and an answer into a
+``Generation``; the self-hosted server's status check lives here too
+(``status.py``), beside the client it uses.
 
 Adding a back end: write a module with a ``Provider`` subclass and add one
 line to ``_MODULES``. Modules are imported on first use so a kernel pays only
@@ -9,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from .._errors import UnknownModelError
+from ..core.errors import UnknownModelError
 from ._base import Provider
 
 __all__ = ["Provider", "get_provider"]

@@ -18,15 +18,15 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from .._config import Settings, mask_url
-from .._errors import (
+from ..core.config import Settings, mask_url
+from ..core.errors import (
     BadResponseError,
     ConnectionFailedError,
     PixeryError,
     ServerTimeoutError,
 )
-from .._http import MAX_RESPONSE_BYTES, get_client, read_limited
-from .._types import Generation, GenerationRequest
+from ..core.http import MAX_RESPONSE_BYTES, get_client, read_limited
+from ..core.types import Generation, GenerationRequest
 
 __all__ = [
     "OnImage",

@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._catalog import ModelSpec
-from .._config import Secret, Settings, env_names, missing_key_reason
-from .._errors import (
+from ..core.catalog import ModelSpec
+from ..core.config import Secret, Settings, env_names, missing_key_reason
+from ..core.errors import (
     AuthenticationError,
     BadResponseError,
     ConnectionFailedError,
@@ -41,8 +41,8 @@ from .._errors import (
     ServerError,
     ServerTimeoutError,
 )
-from .._images import base64_image_bytes, check_image_bytes
-from .._types import Generation, GenerationRequest
+from ..core.images import base64_image_bytes, check_image_bytes
+from ..core.types import Generation, GenerationRequest
 from ._base import Provider, detail_text, encode_json, parse_json, send
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""fal.ai's queue API (CONTRACT.md section 2, "fal.ai").
+"""fal.ai's queue API (docs/backends.md, "fal.ai").
 
 Submit, poll the status URL with a growing interval, fetch the result, then
 download the image from its own host without any credentials. Cancelling
@@ -23,16 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._catalog import CATALOG, ModelSpec
-from .._config import Secret, Settings
-from .._errors import (
+from ..core.catalog import CATALOG, ModelSpec
+from ..core.config import Secret, Settings
+from ..core.errors import (
     BadResponseError,
     ContentRefusedError,
     InvalidRequestError,
     PixeryError,
     ServerTimeoutError,
 )
-from .._types import Generation, GenerationRequest
+from ..core.types import Generation, GenerationRequest
 from . import _cloud
 from ._base import OnImage, send, within
 

@@ -1,4 +1,4 @@
-"""Google's Gemini image models (CONTRACT.md section 2, "Gemini").
+"""Google's Gemini image models (docs/backends.md, "Gemini").
 
 One ``generateContent`` call: reference images go as ``inlineData`` parts
 before the prompt; the answer's first image part that is not a "thought" is
@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .._catalog import CATALOG
-from .._config import Settings
-from .._errors import BadResponseError, ContentRefusedError, InvalidRequestError
-from .._types import Generation, GenerationRequest
+from ..core.catalog import CATALOG
+from ..core.config import Settings
+from ..core.errors import BadResponseError, ContentRefusedError, InvalidRequestError
+from ..core.types import Generation, GenerationRequest
 from . import _cloud
 from ._base import OnImage
 

@@ -1,4 +1,4 @@
-"""OpenAI's Images API (CONTRACT.md section 2, "OpenAI Images API").
+"""OpenAI's Images API (docs/backends.md, "OpenAI").
 
 One ``images/generations`` call; the picture comes back as base64. The
 requested size is mapped to the nearest size the model draws.
@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .._catalog import CATALOG
-from .._config import Settings
-from .._errors import BadResponseError, ContentRefusedError, InvalidRequestError
-from .._types import Generation, GenerationRequest
+from ..core.catalog import CATALOG
+from ..core.config import Settings
+from ..core.errors import BadResponseError, ContentRefusedError, InvalidRequestError
+from ..core.types import Generation, GenerationRequest
 from . import _cloud
 from ._base import OnImage
 

@@ -1,4 +1,4 @@
-"""The user's own SDXL inference server (CONTRACT.md section 1).
+"""The user's own SDXL inference server (docs/backends.md, "The self-hosted server").
 
 Plain HTTP, no authentication: nothing but the request body and a User-Agent
 is ever sent, never a cloud key (only a ``user:password@`` the user wrote in the
@@ -22,16 +22,16 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from .._config import Settings, mask_url
-from .._errors import (
+from ..core.config import Settings, mask_url
+from ..core.errors import (
     BadResponseError,
     ConfigurationError,
     ModelUnavailableError,
     RequestRejectedError,
     ServerError,
 )
-from .._images import decode_base64_image
-from .._types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
+from ..core.images import decode_base64_image
+from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
 from ._base import OnImage, Provider, detail_text, encode_json, parse_json, send
 
 __all__ = [
@@ -328,7 +328,7 @@ class SelfHostedClient:
 
 
 def _generate_body(request: GenerationRequest) -> dict[str, Any]:
-    """The ``/generate`` body (CONTRACT.md section 1) for ``request``."""
+    """The ``/generate`` body (docs/backends.md, "The self-hosted server") for ``request``."""
     return {
         "prompt": request.prompt,
         "negative_prompt": request.negative_prompt,

@@ -1,6 +1,8 @@
-"""The widgets: the panel and its four parts, each usable on its own.
+"""The widgets layer, on top: the panel and its four parts, each usable on its own.
 
-Importing this imports ipywidgets and anywidget; ``import pixery_widgets``
+The only layer that loads ipywidgets and anywidget (their front ends are in
+``static/``). Widgets compose and display; the rules and the network are the
+session layer's, which they read. Importing this imports ipywidgets and anywidget; ``import pixery_widgets``
 does not (its ``PixeryPanel`` & co. load this on first use).
 """
 

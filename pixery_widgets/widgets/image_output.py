@@ -19,9 +19,9 @@ import anywidget
 import ipywidgets as w
 import traitlets
 
-from .._images import thumbnail_png
-from .._panel_logic import MAX_COUNT
-from .._types import Generation
+from ..core.images import thumbnail_png
+from ..core.types import Generation
+from ..session.controller import MAX_COUNT
 
 __all__ = ["DISPLAY_SIDE", "THUMB_SIDE", "ImageOutput"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from .._types import DEFAULT_LORA_SCALE
-from .._validation import RANGES
+from ..core.types import DEFAULT_LORA_SCALE
+from ..session.validation import RANGES
 
 __all__ = ["NO_LORA", "LoraPicker"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .._menu import MenuEntry, pick_selection
+from ..session.menu import MenuEntry, pick_selection
 
 __all__ = ["ModelDropdown"]
 

@@ -23,16 +23,16 @@ from typing import Any
 
 import ipywidgets as w
 
-from .._batch import Batch
-from .._catalog import SDXL_SIZES
-from .._config import Settings, load_settings
-from .._ledger import LEDGER, CostLedger
-from .._menu import MenuEntry
-from .._panel_logic import MAX_COUNT, FormValues, PanelController
-from .._tasks import spawn
-from .._types import DEFAULT_IP_ADAPTER_SCALE, Generation, SelfHostedStatus
-from .._validation import RANGES
-from .._watcher import ServerWatcher
+from ..core.catalog import SDXL_SIZES
+from ..core.config import Settings, load_settings
+from ..core.tasks import spawn
+from ..core.types import DEFAULT_IP_ADAPTER_SCALE, Generation, SelfHostedStatus
+from ..session.batch import Batch
+from ..session.controller import MAX_COUNT, FormValues, PanelController
+from ..session.ledger import LEDGER, CostLedger
+from ..session.menu import MenuEntry
+from ..session.validation import RANGES
+from ..session.watcher import ServerWatcher
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown

@@ -8,9 +8,9 @@ from typing import Any
 
 import ipywidgets as w
 
-from .._tasks import spawn
-from .._types import ServerState
-from .._watcher import ServerWatcher, next_delay
+from ..core.tasks import spawn
+from ..core.types import ServerState
+from ..session.watcher import ServerWatcher, next_delay
 
 __all__ = ["StatusIndicator", "status_text"]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pixery_widgets._config import KEY_ENV_NAMES
+from pixery_widgets.core.config import KEY_ENV_NAMES
 from pixery_widgets.sim import SimConfig, SimServer, run_simulator
 
 from ._lab import REPO_ROOT, SCREENSHOT_DIR, JupyterLabServer, LabPage, start_jupyter_lab

@@ -36,15 +36,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._archive import Archive, _thumbnail, get_archive
-from ._catalog import ModelSpec, resolve_model
-from ._config import Settings, load_settings
-from ._errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
-from ._progress import ProgressSnapshot, make_reporter
-from ._status import known_models
-from ._sync import run_sync
-from ._types import Generation
-from ._validation import RANDOM_SEED_RANGE, as_references
+from ..archive.store import Archive, _thumbnail, get_archive
+from ..core.catalog import ModelSpec, resolve_model
+from ..core.config import Settings, load_settings
+from ..core.errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
+from ..core.sync import run_sync
+from ..core.types import Generation
+from ..providers.status import known_models
+from .progress import ProgressSnapshot, make_reporter
+from .validation import RANDOM_SEED_RANGE, as_references
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -443,7 +443,7 @@ class Batch:
             self._reporter = None
 
     async def _worker(self, queue: deque[int]) -> None:
-        from ._api import agenerate
+        from .generate import agenerate
 
         while queue and not self._cancel_requested:
             i = queue.popleft()
@@ -508,7 +508,7 @@ class Batch:
     # -- display ----------------------------------------------------------------------------------
 
     def _repr_html_(self) -> str:
-        from ._grid import GridItem, grid_html
+        from ..core.grid import GridItem, grid_html
 
         items = []
         for i, (job, result) in enumerate(zip(self.jobs, self.results, strict=True)):
@@ -627,7 +627,7 @@ async def plan_batch(
     seeds; the cost guard; then each model's request check (which may ask a
     self-hosted server for its LoRAs).
     """
-    from ._api import prepare_request
+    from .generate import prepare_request
 
     settings_given = settings is not None
     settings = settings if settings is not None else load_settings()

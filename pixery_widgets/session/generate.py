@@ -11,18 +11,18 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ._archive import Archive, get_archive
-from ._catalog import resolve_model
-from ._config import Settings, env_names, load_settings
-from ._errors import ArchiveError, MissingAPIKeyError
-from ._images import ReferenceLike
-from ._ledger import LEDGER
-from ._status import known_models
-from ._sync import run_sync
-from ._types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, Generation, GenerationRequest
-from ._validation import build_request
-from .providers import get_provider
-from .providers.selfhosted import client_for
+from ..archive.store import Archive, get_archive, use_generator
+from ..core.catalog import resolve_model
+from ..core.config import Settings, env_names, load_settings
+from ..core.errors import ArchiveError, MissingAPIKeyError
+from ..core.images import ReferenceLike
+from ..core.sync import run_sync
+from ..core.types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, Generation, GenerationRequest
+from ..providers import get_provider
+from ..providers.selfhosted import client_for
+from ..providers.status import known_models
+from .ledger import LEDGER
+from .validation import build_request
 
 __all__ = ["agenerate", "generate", "prepare_request"]
 
@@ -143,3 +143,7 @@ def _save_to_archive(
 def generate(prompt: str, model: str = "animagine", **params: Any) -> Generation:
     """Sync twin of ``agenerate``; works in scripts and inside a running kernel."""
     return run_sync(agenerate(prompt, model, **params))
+
+
+# A record regenerates through this layer: hand the archive its generator.
+use_generator(agenerate)

@@ -158,7 +158,7 @@ class Generation:
         return self.png_bytes
 
     def _repr_html_(self) -> str:
-        from ._images import thumbnail_png
+        from .images import thumbnail_png
 
         thumb = base64.b64encode(thumbnail_png(self.png_bytes, 512)).decode()
         return (
@@ -261,7 +261,7 @@ class SelfHostedStatus:
     @property
     def local_models(self) -> tuple[str, ...]:
         """The server's menu, or the last one it gave, or the known three."""
-        from ._catalog import LOCAL_MODEL_NAMES
+        from .catalog import LOCAL_MODEL_NAMES
 
         if self.health is not None:
             return self.health.available_models
@@ -271,7 +271,7 @@ class SelfHostedStatus:
 
     @property
     def display_url(self) -> str | None:
-        from ._config import mask_url
+        from .config import mask_url
 
         return mask_url(self.url) if self.url else None
 

@@ -1,6 +1,6 @@
 """Local checks that run before anything is sent: a pure function of the inputs.
 
-The ranges are the self-hosted server's own (CONTRACT.md); checking them here
+The ranges are the self-hosted server's own (docs/backends.md); checking them here
 means a typo costs nothing and the message names the allowed values.
 """
 
@@ -10,10 +10,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ._catalog import ModelSpec, resolve_model
-from ._errors import InvalidRequestError, UnknownLoraError
-from ._images import ReferenceLike, reference_to_bytes
-from ._types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, GenerationRequest
+from ..core.catalog import ModelSpec, resolve_model
+from ..core.errors import InvalidRequestError, UnknownLoraError
+from ..core.images import ReferenceLike, reference_to_bytes
+from ..core.types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, GenerationRequest
 
 __all__ = ["MAX_SEED", "RANDOM_SEED_RANGE", "RANGES", "as_references", "build_request"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ._config import Settings, load_settings
-from ._errors import PixeryError, ServerError, ServerTimeoutError
-from ._types import SelfHostedStatus, ServerState
-from .providers.selfhosted import HEALTH_TIMEOUT, SelfHostedClient, generations_in_flight
+from ..core.config import Settings, load_settings
+from ..core.errors import PixeryError, ServerError, ServerTimeoutError
+from ..core.types import SelfHostedStatus, ServerState
+from .selfhosted import HEALTH_TIMEOUT, SelfHostedClient, generations_in_flight
 
 __all__ = ["acheck_selfhosted", "checking_status", "forget_known_models", "known_models"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._errors import UnknownModelError
+from .errors import UnknownModelError
 
 __all__ = [
     "CATALOG",

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ._catalog import cloud_models, local_model_spec
-from ._config import load_settings, missing_key_reason
-from ._types import SelfHostedStatus, ServerState
+from ..core.catalog import cloud_models, local_model_spec
+from ..core.config import load_settings, missing_key_reason
+from ..core.types import SelfHostedStatus, ServerState
 
 __all__ = ["CLOUD_GROUP", "MenuEntry", "build_menu", "model_menu", "pick_selection"]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
-from ._errors import ImageDecodeError, InvalidRequestError
+from .errors import ImageDecodeError, InvalidRequestError
 
 if TYPE_CHECKING:
     from typing import TypeAlias

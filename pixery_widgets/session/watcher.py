@@ -29,10 +29,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from ._config import Settings, load_settings
-from ._status import acheck_selfhosted, checking_status, known_models
-from ._types import SelfHostedStatus, ServerState
-from .providers.selfhosted import generations_in_flight
+from ..core.config import Settings, load_settings
+from ..core.types import SelfHostedStatus, ServerState
+from ..providers.selfhosted import generations_in_flight
+from ..providers.status import acheck_selfhosted, checking_status, known_models
 
 __all__ = ["HEALTHY_INTERVAL", "OFFLINE_BACKOFF", "QUIET_AFTER", "ServerWatcher", "next_delay"]
 

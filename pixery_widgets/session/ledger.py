@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._types import Generation
+from ..core.types import Generation
 
 __all__ = ["LEDGER", "CostLedger"]
 

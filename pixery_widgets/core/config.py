@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
-from ._errors import ConfigurationError
+from .errors import ConfigurationError
 
 __all__ = [
     "KEY_ENV_NAMES",

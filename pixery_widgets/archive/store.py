@@ -41,15 +41,15 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._config import Settings, load_settings
-from ._errors import ArchiveError
-from ._types import DEFAULT_LORA_SCALE, Generation
+from ..core.config import Settings, load_settings
+from ..core.errors import ArchiveError
+from ..core.types import DEFAULT_LORA_SCALE, Generation
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -376,6 +376,19 @@ _INSERT = (
 _INSERT_OR_IGNORE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
 
 
+#: The seam through which a record is made again. The archive sits below the
+#: session layer, so it cannot import ``agenerate``; the session layer hands it
+#: over with ``use_generator`` when it is imported.
+Generator = Callable[..., Awaitable[Generation]]
+_generator: Generator | None = None
+
+
+def use_generator(generate: Generator) -> None:
+    """Set the coroutine function that ``ArchiveRecord.aregenerate`` calls (``agenerate``)."""
+    global _generator
+    _generator = generate
+
+
 @dataclass(frozen=True, repr=False)
 class ArchiveRecord:
     """One archived generation: a row of the index, with its files."""
@@ -467,16 +480,18 @@ class ArchiveRecord:
         ``overrides`` change single parameters (``seed=None`` for a new variation).
         The new image goes to the same archive.
         """
-        from ._api import agenerate
-
+        if _generator is None:
+            raise ArchiveError(
+                "Regenerating needs pixery_widgets imported (it wires the generator)."
+            )
         kwargs = {**self.regenerate_kwargs(), **overrides}
         kwargs.setdefault("archive", self.archive if self.archive is not None else True)
         prompt, model = kwargs.pop("prompt"), kwargs.pop("model")
-        return await agenerate(prompt, model, **kwargs)
+        return await _generator(prompt, model, **kwargs)
 
     def regenerate(self, **overrides: Any) -> Generation:
         """Sync twin of ``aregenerate``."""
-        from ._sync import run_sync
+        from ..core.sync import run_sync
 
         return run_sync(self.aregenerate(**overrides))
 
@@ -488,7 +503,7 @@ class Records(list):  # type: ignore[type-arg]
     """A list of ``ArchiveRecord`` that shows as a thumbnail grid in a notebook."""
 
     def _repr_html_(self) -> str:
-        from ._grid import GridItem, grid_html
+        from ..core.grid import GridItem, grid_html
 
         items = []
         for rec in self:
@@ -513,7 +528,7 @@ class Records(list):  # type: ignore[type-arg]
 
 
 def _thumbnail(raw: bytes) -> bytes:
-    from ._images import thumbnail_png
+    from ..core.images import thumbnail_png
 
     return thumbnail_png(raw, THUMB_SIDE, fmt="JPEG")
 

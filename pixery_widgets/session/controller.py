@@ -20,23 +20,23 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from ._api import agenerate
-from ._batch import Batch, JobFailure, start_batch
-from ._catalog import SDXL_SIZES, ModelSpec, resolve_model
-from ._errors import InvalidRequestError, PixeryError, UnknownModelError
-from ._menu import MenuEntry, build_menu, pick_selection
-from ._progress import ProgressSnapshot, format_duration
-from ._tasks import spawn
-from ._types import (
+from ..core.catalog import SDXL_SIZES, ModelSpec, resolve_model
+from ..core.errors import InvalidRequestError, PixeryError, UnknownModelError
+from ..core.tasks import spawn
+from ..core.types import (
     DEFAULT_IP_ADAPTER_SCALE,
     DEFAULT_LORA_SCALE,
     Generation,
     SelfHostedStatus,
     ServerState,
 )
-from ._validation import MAX_SEED, RANDOM_SEED_RANGE
-from ._watcher import ServerWatcher
-from .providers.selfhosted import SelfHostedClient
+from ..providers.selfhosted import SelfHostedClient
+from .batch import Batch, JobFailure, start_batch
+from .generate import agenerate
+from .menu import MenuEntry, build_menu, pick_selection
+from .progress import ProgressSnapshot, format_duration
+from .validation import MAX_SEED, RANDOM_SEED_RANGE
+from .watcher import ServerWatcher
 
 __all__ = [
     "MAX_COUNT",

@@ -1,14 +1,12 @@
 """Progress of a batch, shown where the user is looking.
 
-In a kernel with ipywidgets: an ``IntProgress`` bar and an HTML label, updated
-through their traits (which works from the event loop, unlike ``Output``
-capture). Elsewhere: one line on stderr, rewritten in place. The batch logic
+In a kernel with ipywidgets: the widgets layer's bar (``widgets/progress.py``),
+wired in by the package. Elsewhere: one line on stderr, rewritten in place. The batch logic
 knows nothing of this; it calls an observer with a ``ProgressSnapshot``.
 """
 
 from __future__ import annotations
 
-import html
 import sys
 import time
 from collections.abc import Callable
@@ -19,9 +17,9 @@ __all__ = [
     "ProgressReporter",
     "ProgressSnapshot",
     "TextProgress",
-    "WidgetProgress",
     "format_duration",
     "make_reporter",
+    "use_notebook_reporter",
 ]
 
 
@@ -115,50 +113,16 @@ class TextProgress:
             self._last_len = 0
 
 
-class WidgetProgress:
-    """An ipywidgets bar and label, displayed in the cell that started the batch."""
-
-    def __init__(self, display: Callable[[Any], Any] | None = None) -> None:
-        import ipywidgets as w
-
-        self.bar = w.IntProgress(value=0, min=0, max=1, bar_style="info")
-        self.label = w.HTML(value="starting…")
-        self.box = w.HBox([self.bar, self.label])
-        if display is None:
-            from IPython.display import display as ipy_display
-
-            display = ipy_display
-        display(self.box)
-
-    def __call__(self, snapshot: ProgressSnapshot) -> None:
-        self.bar.max = max(1, snapshot.total)
-        self.bar.value = snapshot.settled
-        if snapshot.finished:
-            self.bar.bar_style = "success" if not snapshot.failed else "warning"
-        self.label.value = html.escape(snapshot.summary())
-
-    def close(self) -> None:
-        pass
+#: Where a notebook's progress display comes from. The session layer loads no
+#: widgets; the package wires the widgets layer's bar in with ``use_notebook_reporter``.
+def _notebook_reporter() -> ProgressReporter | None:
+    return None
 
 
-def _in_widget_kernel() -> bool:
-    """True inside an IPython kernel where ipywidgets can render."""
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    try:
-        from IPython import get_ipython
-
-        ip = get_ipython()
-    except Exception:
-        return False
-    if ip is None or getattr(ip, "kernel", None) is None:
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def use_notebook_reporter(factory: Callable[[], ProgressReporter | None]) -> None:
+    """Set what ``progress=True`` shows in a kernel (``None`` from it: text on stderr)."""
+    global _notebook_reporter
+    _notebook_reporter = factory
 
 
 def make_reporter(progress: bool | ProgressReporter | Callable[[ProgressSnapshot], None]) -> Any:
@@ -166,10 +130,9 @@ def make_reporter(progress: bool | ProgressReporter | Callable[[ProgressSnapshot
     if progress is False or progress is None:
         return None
     if progress is True:
-        if _in_widget_kernel():
-            try:
-                return WidgetProgress()
-            except Exception:  # a front end without widgets: fall back to text
-                return TextProgress()
-        return TextProgress()
+        try:
+            reporter = _notebook_reporter()
+        except Exception:  # a front end without widgets: fall back to text
+            reporter = None
+        return reporter if reporter is not None else TextProgress()
     return progress
