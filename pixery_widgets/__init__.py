@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from .archive.store import Archive, ArchiveRecord
+from .archive import Archive, ArchiveRecord
 from .core.catalog import CATALOG, SDXL_SIZES, ModelSpec, resolve_model
 from .core.config import Secret, Settings, load_settings
 from .core.errors import (

@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..archive.store import Archive, _thumbnail, get_archive
+from ..archive import Archive, get_archive
+from ..archive.files import thumbnail
 from ..core.catalog import ModelSpec, resolve_model
 from ..core.config import Settings, load_settings
 from ..core.errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
@@ -501,7 +502,7 @@ class Batch:
                 self._thumbs[index] = await (
                     self.archive.athumbnail(record, generation.png_bytes)
                     if self.archive is not None and record is not None
-                    else asyncio.to_thread(_thumbnail, generation.png_bytes)
+                    else asyncio.to_thread(thumbnail, generation.png_bytes)
                 )
         self._notify()
 
@@ -518,7 +519,7 @@ class Batch:
                 thumb = self._thumbs.get(i)
                 if thumb is None:
                     try:
-                        thumb = self._thumbs[i] = _thumbnail(result.png_bytes)
+                        thumb = self._thumbs[i] = thumbnail(result.png_bytes)
                     except Exception:
                         thumb = None
                 seed = f"seed {result.seed}" if result.seed is not None else "random seed"

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..archive.store import Archive, get_archive, use_generator
+from ..archive import Archive, get_archive, use_generator
 from ..core.catalog import resolve_model
 from ..core.config import Settings, env_names, load_settings
 from ..core.errors import ArchiveError, MissingAPIKeyError
