@@ -5,6 +5,12 @@ blocking, deterministic pictures, and faults on demand. No GPU needed.
         httpx.get(f"{sim.url}/health")
 
 or from a shell: ``python -m pixery_widgets.sim --port 8000``.
+
+Pictures are flat shapes by default, a few tens of KB as PNG. A real SDXL server
+sends photographs of 1-3 MB, so ``SimConfig(texture="photo")`` (``--texture
+photo``) draws the same pictures with light, blur and grain, about 1.5 MB at
+1024x1024, and ``"photo-heavy"`` about 3 MB; still the same bytes for the same
+request.
 """
 
 from ._app import GenerateRequest, create_app

@@ -10,6 +10,7 @@ import uvicorn
 
 from ._app import create_app
 from ._config import DEFAULT_LORAS, MODELS, SimConfig
+from ._draw import TEXTURES
 from ._faults import FaultKind, parse_fault_spec
 from ._server import bind_socket, quiet_uvicorn_logs
 
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run without IP-Adapter (references are ignored)",
     )
+    add(
+        "--texture",
+        choices=TEXTURES,
+        default="flat",
+        help="pictures: flat shapes (~60 KB PNG at 1024x1024, the default), photo (~1.5 MB) "
+        "or photo-heavy (~3 MB)",
+    )
     add("--gpu-name", default="Simulated RTX 4090", help="GPU name reported by /health")
     add(
         "--fault",
@@ -84,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         idle_timeout_minutes=args.idle_timeout_minutes,
         exit_when_idle=args.exit_when_idle,
         faults=dict(parse_fault_spec(spec) for spec in args.fault),
+        texture=args.texture,
     )
 
 
