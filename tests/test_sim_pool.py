@@ -3,7 +3,10 @@ real loopback HTTP; one can be stopped and brought back on its port."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -187,3 +190,87 @@ def test_a_taken_port_fails_the_pool_and_leaves_nothing_listening() -> None:
             pool.start()
         assert pool.running == [False, False, False]
         assert refuses(f"http://127.0.0.1:{base}")
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+def start_cli(*args: str, command: str = "pixery_widgets.sim") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", command, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def read_until_api_url(process: subprocess.Popen[str]) -> list[str]:
+    """The lines printed up to and with the SELFHOSTED_API_URL one."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or "SELFHOSTED_API_URL=" not in lines[-1]:
+        line = process.stdout.readline()
+        assert line, f"the process ended after: {lines}"
+        lines.append(line.strip())
+    return lines
+
+
+def stop_cli(process: subprocess.Popen[str]) -> int:
+    process.terminate()
+    try:
+        return process.wait(10)
+    finally:
+        process.kill()
+
+
+def api_url(lines: list[str]) -> list[str]:
+    return lines[-1].split("=", 1)[1].split()[0].split(",")
+
+
+def test_the_cli_serves_two_independent_servers_on_free_ports() -> None:
+    process = start_cli(
+        *("--servers", "2", "--port", "0", "--gen-seconds", "0", "--switch-seconds", "0"),
+        *("--start-model", "pony,noobai", "--no-loras", "--texture", "flat"),
+    )
+    try:
+        lines = read_until_api_url(process)
+        urls = [line.split()[-1] for line in lines if "serving on" in line]
+        assert len(urls) == 2 and len(set(urls)) == 2
+        assert api_url(lines) == urls
+        assert [health(url)["current_model"] for url in urls] == ["pony", "noobai"]
+        assert [httpx.get(f"{url}/loras").json() for url in urls] == [{"loras": []}] * 2
+        assert generate(urls[0], model="animagine").status_code == 200
+        assert [health(url)["current_model"] for url in urls] == ["animagine", "noobai"]
+    finally:
+        code = stop_cli(process)
+    assert code == 0
+    assert all(refuses(url) for url in urls)
+
+
+def test_the_cli_stops_its_pool_on_ctrl_c() -> None:
+    process = start_cli("--servers", "2", "--port", "0")
+    try:
+        urls = api_url(read_until_api_url(process))
+        assert all(health(url)["status"] == "healthy" for url in urls)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+    finally:
+        process.kill()
+
+
+def test_the_cli_pool_exits_by_itself_when_every_server_is_idle() -> None:
+    process = start_cli(
+        "--servers", "2", "--port", "0", "--idle-timeout-minutes", "0.01", "--exit-when-idle"
+    )
+    try:
+        read_until_api_url(process)
+        assert process.wait(10) == 0
+    finally:
+        process.kill()
+
+
+def test_the_cli_refuses_a_pool_of_no_servers_and_unknown_start_models() -> None:
+    for args in (("--servers", "0"), ("--servers", "2", "--start-model", "pony,nope")):
+        process = start_cli("--port", "0", *args)
+        out, _ = process.communicate(timeout=30)
+        assert process.returncode == 2, out

@@ -16,7 +16,9 @@ A client may spread a batch over several GPU boxes (SELFHOSTED_API_URL holding
 URLs joined with commas). ``SimPool(3, config)`` serves three independent
 simulators, each its own app, state and copy of the config, on consecutive ports
 (free ones with ``port=0``); ``pool.stop(1)`` / ``pool.start(1)`` take one down
-and bring it back on its port.
+and bring it back on its port. From a shell: ``python -m pixery_widgets.sim
+--servers 3 --port 8000 --start-model animagine,pony`` prints each URL and the
+SELFHOSTED_API_URL value, and stops them all on Ctrl-C or SIGTERM.
 """
 
 from ._app import GenerateRequest, create_app
