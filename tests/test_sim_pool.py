@@ -274,3 +274,15 @@ def test_the_cli_refuses_a_pool_of_no_servers_and_unknown_start_models() -> None
         process = start_cli("--port", "0", *args)
         out, _ = process.communicate(timeout=30)
         assert process.returncode == 2, out
+
+
+def test_the_demo_without_lab_serves_a_pool_until_terminated() -> None:
+    process = start_cli("--no-lab", "--servers", "2", "--port", "0", command="pixery_widgets.demo")
+    try:
+        urls = api_url(read_until_api_url(process))
+        assert len(urls) == 2
+        assert [health(url)["status"] for url in urls] == ["healthy"] * 2
+    finally:
+        code = stop_cli(process)
+    assert code == 0
+    assert all(refuses(url) for url in urls)
