@@ -276,6 +276,15 @@ def test_the_cli_refuses_a_pool_of_no_servers_and_unknown_start_models() -> None
         assert process.returncode == 2, out
 
 
+@pytest.mark.parametrize("servers", ["1", "2"])
+def test_the_cli_says_so_when_a_port_is_taken(servers: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        process = start_cli("--servers", servers, "--port", str(taken.getsockname()[1]))
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "cannot listen" in out and "Traceback" not in out
+
+
 def test_the_demo_without_lab_serves_a_pool_until_terminated() -> None:
     process = start_cli("--no-lab", "--servers", "2", "--port", "0", command="pixery_widgets.demo")
     try:

@@ -119,7 +119,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 def serve_one(config: SimConfig, host: str, port: int) -> int:
     """One simulator, served by uvicorn on the main thread (it handles Ctrl-C and SIGTERM)."""
-    sock = bind_socket(host, port)
+    try:
+        sock = bind_socket(host, port)
+    except (OSError, OverflowError) as exc:
+        print(f"pixery simulator: cannot listen on port {port}: {exc}", file=sys.stderr)
+        return 1
     host, port = sock.getsockname()[:2]
     server: uvicorn.Server | None = None
 
