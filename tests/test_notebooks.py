@@ -8,16 +8,15 @@ temp dir. The notebooks assert what they show, so "no cell raised" means
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
+from kernel_helpers import kernel_env, stderr_texts
 from nbclient import NotebookClient
 
-from pixery_widgets.core.config import KEY_ENV_NAMES
 from pixery_widgets.sim import SimServer
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -79,42 +78,6 @@ def test_python3_kernel_runs_this_venvs_python(tmp_path: Path) -> None:
     assert Path(printed).resolve() == Path(sys.executable).resolve()
 
 
-def _kernel_env(sim_url: str, archive: Path, home: Path) -> dict[str, str]:
-    """This process's environment, pointed at the simulator, without any API key."""
-    env = dict(os.environ)
-    for names in KEY_ENV_NAMES.values():
-        for name in names:
-            env.pop(name, None)
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        env.pop(name, None)
-    env.update(
-        {
-            "SELFHOSTED_API_URL": sim_url,
-            "PIXERY_ARCHIVE_DIR": str(archive),
-            "HOME": str(home),
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # quiets a debugger warning in the kernel
-        }
-    )
-    return env
-
-
-def _stderr_texts(nb: nbformat.NotebookNode) -> list[str]:
-    return [
-        f"cell {cell.get('id')}: {out.get('text', '')}"
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for out in cell.outputs
-        if out.get("output_type") == "stream" and out.get("name") == "stderr"
-    ]
-
-
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs_top_to_bottom_against_the_simulator(
@@ -131,11 +94,11 @@ def test_notebook_runs_top_to_bottom_against_the_simulator(
         kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
     )
-    client.execute(env=_kernel_env(sim.url, archive, tmp_path))  # raises on the first failing cell
+    client.execute(env=kernel_env(sim.url, archive, tmp_path))  # raises on the first failing cell
 
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code_cells)
-    assert not _stderr_texts(nb), "the notebook printed to stderr:\n" + "\n".join(_stderr_texts(nb))
+    assert not stderr_texts(nb), "the notebook printed to stderr:\n" + "\n".join(stderr_texts(nb))
     images = sorted(archive.glob("images/*/*.png")) if archive.exists() else []
     assert len(images) == ARCHIVED[path.name], [p.name for p in images]
     assert not (workdir / "pixery-out").exists()  # PIXERY_ARCHIVE_DIR was honoured
