@@ -11,10 +11,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
-from kernel_helpers import kernel_env, stderr_texts
+from kernel_helpers import kernel_env, output_texts, stderr_texts
 from nbclient import NotebookClient
 
 from pixery_widgets.sim import SimServer
@@ -78,12 +79,8 @@ def test_python3_kernel_runs_this_venvs_python(tmp_path: Path) -> None:
     assert Path(printed).resolve() == Path(sys.executable).resolve()
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_runs_top_to_bottom_against_the_simulator(
-    path: Path, sim_factory: Callable[..., SimServer], tmp_path: Path
-) -> None:
-    sim = sim_factory(gen_seconds=0.05, switch_seconds=0.05)
+def _run(path: Path, sim: SimServer, tmp_path: Path) -> tuple[nbformat.NotebookNode, list[Path]]:
+    """Run the notebook top to bottom against ``sim``: (the executed notebook, its images)."""
     workdir = tmp_path / "work"
     workdir.mkdir()
     archive = tmp_path / "archive"
@@ -99,11 +96,63 @@ def test_notebook_runs_top_to_bottom_against_the_simulator(
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code_cells)
     assert not stderr_texts(nb), "the notebook printed to stderr:\n" + "\n".join(stderr_texts(nb))
-    images = sorted(archive.glob("images/*/*.png")) if archive.exists() else []
-    assert len(images) == ARCHIVED[path.name], [p.name for p in images]
     assert not (workdir / "pixery-out").exists()  # PIXERY_ARCHIVE_DIR was honoured
+    return nb, sorted(archive.glob("images/*/*.png")) if archive.exists() else []
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_top_to_bottom_against_the_simulator(
+    path: Path, sim_factory: Callable[..., SimServer], tmp_path: Path
+) -> None:
+    sim = sim_factory(gen_seconds=0.05, switch_seconds=0.05)
+    _nb, images = _run(path, sim, tmp_path)
+    assert len(images) == ARCHIVED[path.name], [p.name for p in images]
     generated = [r for r in sim.request_log if r.path == "/generate"]
     if path.name == "04-cloud-providers.ipynb":
         assert generated == []  # it explains cloud models without drawing anything
     else:
         assert generated, "the notebook never asked the server for an image"
+
+
+#: Real servers a notebook may meet, unlike the simulator's defaults: the checkpoint
+#: most often not downloaded; and a fresh box without the default checkpoint, with
+#: nothing loaded yet, no LoRA files and no IP-Adapter.
+PARTIAL_SERVERS: dict[str, dict[str, Any]] = {
+    "without-noobai": {"missing": {"noobai"}},
+    "bare": {
+        "missing": {"animagine"},
+        "start_loaded": None,
+        "loras": [],
+        "ip_adapter_loaded": False,
+    },
+}
+#: Images each notebook leaves on those servers: 02 compares the two models there are,
+#: and 03 on the bare server draws no LoRA variants.
+ARCHIVED_ON_PARTIAL = {
+    "without-noobai": {**ARCHIVED, "02-batch-prompts.ipynb": 6 + 2 + 2 + 2 + 3 + 1},
+    "bare": {
+        **ARCHIVED,
+        "02-batch-prompts.ipynb": 6 + 2 + 2 + 2 + 3 + 1,
+        "03-self-hosted-server.ipynb": 1 + 2,
+    },
+}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("server", list(PARTIAL_SERVERS))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_on_a_server_without_some_checkpoints_and_says_what_it_left_out(
+    path: Path, server: str, sim_factory: Callable[..., SimServer], tmp_path: Path
+) -> None:
+    config = PARTIAL_SERVERS[server]
+    (missing,) = config["missing"]
+    sim = sim_factory(gen_seconds=0.05, switch_seconds=0.05, **config)
+    nb, images = _run(path, sim, tmp_path)
+    assert len(images) == ARCHIVED_ON_PARTIAL[server][path.name], [p.name for p in images]
+    asked = {r.json["model"] for r in sim.request_log if r.path in ("/generate", "/switch-model")}
+    assert missing not in asked  # left out, not tried and failed
+    said = [line for line in output_texts(nb).splitlines() if missing in line.lower()]
+    assert any("not downloaded" in line for line in said), said
+    if server == "bare" and path.name == "03-self-hosted-server.ipynb":
+        assert "has no LoRA files" in output_texts(nb)
