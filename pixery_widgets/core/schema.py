@@ -267,8 +267,12 @@ def check_value(name: str, value: Any) -> Any:
 # -- what a model takes ----------------------------------------------------------------------
 
 
-def _who(declared: Iterable[RequestField]) -> str:
-    """Who takes a name, for a sentence: "only OpenAI models do", "only DALL·E 3 does"."""
+def _declared(name: str) -> list[RequestField]:
+    return [d for d in (*FIELDS, *OPTIONS) if d.name == name]
+
+
+def _only(declared: Iterable[RequestField]) -> str:
+    """Who takes a name, as a clause: "only OpenAI models do", "only DALL·E 3 does"."""
     names: list[str] = []
     for d in declared:
         if d.models is not None:
@@ -281,12 +285,13 @@ def _who(declared: Iterable[RequestField]) -> str:
     return f"only {text} {'do' if plural else 'does'}"
 
 
-def _not_taken(declared: Iterable[RequestField], spec: ModelSpec) -> InvalidRequestError:
-    declared = list(declared)
+def _not_taken(declared: list[RequestField], spec: ModelSpec) -> InvalidRequestError:
     first = declared[0]
     if first.refusal is not None:
         return InvalidRequestError(first.refusal.format(model=spec.display_name))
-    return InvalidRequestError(f"{spec.display_name} does not take {first.name}; {_who(declared)}.")
+    return InvalidRequestError(
+        f"{spec.display_name} does not take {first.name}; {_only(declared)}."
+    )
 
 
 def check_taken(values: Mapping[str, Any], spec: ModelSpec) -> None:
@@ -297,23 +302,37 @@ def check_taken(values: Mapping[str, Any], spec: ModelSpec) -> None:
             raise _not_taken([f], spec)
 
 
+def _suggestion(name: str, allowed: list[str], spec: ModelSpec) -> str:
+    """ " Did you mean 'seed'?", from what ``spec`` takes first, else from every declared name
+    (saying who takes that one)."""
+    close = difflib.get_close_matches(name, allowed, n=1)
+    if close:
+        return f" Did you mean {close[0]!r}?"
+    everything = list(dict.fromkeys(d.name for d in (*FIELDS, *OPTIONS)))
+    close = difflib.get_close_matches(name, everything, n=1)
+    if not close:
+        return ""
+    return (
+        f" Did you mean {close[0]!r}? {spec.display_name} does not take that either; "
+        f"{_only(_declared(close[0]))}."
+    )
+
+
 def check_names(names: Iterable[str], spec: ModelSpec, *, keywords: Collection[str]) -> None:
     """Refuse any of ``names`` (keywords beyond the caller's own) that is not an option ``spec``
-    takes: another back end's option says whose it is; an unknown one lists what is allowed and
-    suggests the closest (``keywords``: the caller's own, offered as suggestions too)."""
+    takes: another back end's option says who takes it; an unknown one gets the closest name
+    and the list of what is allowed (``keywords``: the caller's own, allowed too)."""
     own = [o.name for o in options_for(spec)]
     for name in names:
         if name in own or name in _BY_NAME:  # fields are ``check_taken``'s
             continue
-        declared = [d for d in (*FIELDS, *OPTIONS) if d.name == name]
+        declared = _declared(name)
         if declared:
             raise _not_taken(declared, spec)
         allowed = [k for k in keywords if k not in _BY_NAME or _admits(_BY_NAME[k], spec)]
         allowed += [o for o in own if o not in allowed]
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise InvalidRequestError(
-            f"{spec.display_name} does not take {name!r}.{hint} "
+            f"{spec.display_name} does not take {name!r}.{_suggestion(name, allowed, spec)} "
             f"Allowed keywords: {', '.join(allowed)}."
         )
 
@@ -342,7 +361,8 @@ def with_request_fields(*, exclude: Collection[str] = ()) -> Callable[[F], F]:
 
     ``func`` takes them through its ``**params``; they are inserted as keyword-only
     parameters, with their annotations and defaults, after its positional parameters and
-    before its own keyword-only ones. Fields it names itself, and ``exclude``, are left out.
+    before its own keyword-only ones. The prompt (``func`` names its prompt or prompts
+    itself), fields it names, and ``exclude`` are left out.
     """
 
     def apply(func: F) -> F:
@@ -352,7 +372,7 @@ def with_request_fields(*, exclude: Collection[str] = ()) -> Callable[[F], F]:
         head = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
         own = [p for p in params if p.kind is kinds.KEYWORD_ONLY]
         rest = [p for p in params if p.kind is kinds.VAR_KEYWORD]
-        named = {p.name for p in params} | set(exclude)
+        named = {"prompt", *(p.name for p in params), *exclude}
         inserted = [
             kinds(f.name, kinds.KEYWORD_ONLY, default=f.default, annotation=f.annotation)
             for f in FIELDS
