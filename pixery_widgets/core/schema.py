@@ -104,23 +104,26 @@ class RequestField:
         return f"{name} | None" if self.default is None else name
 
 
+#: The request fields, in the order signatures and messages list them (``...``: required).
 FIELDS: tuple[RequestField, ...] = (
     RequestField("prompt", str, ..., "Prompt", _ALL, column="prompt"),
     RequestField(
         "negative_prompt", str, None, "Negative prompt", ("selfhosted",),
-        column="negative_prompt", a1111="Negative prompt", capability="takes_negative_prompt",
-        refusal="{model} does not take a negative prompt.",
+        column="negative_prompt", a1111="Negative prompt",
+        capability="takes_negative_prompt", refusal="{model} does not take a negative prompt.",
     ),
-    RequestField("width", int, 1024, "Width", _ALL, (512, 1536), "width", "Size"),
-    RequestField("height", int, 1024, "Height", _ALL, (512, 1536), "height", "Size"),
-    RequestField("steps", int, None, "Steps", ("selfhosted",), (1, 50), "steps", "Steps"),
+    RequestField("width", int, 1024, "Width", _ALL, range=(512, 1536), column="width", a1111="Size"),
+    RequestField("height", int, 1024, "Height", _ALL, range=(512, 1536), column="height", a1111="Size"),
     RequestField(
-        "cfg_scale", float, None, "CFG scale", ("selfhosted",), (1.0, 20.0), "cfg_scale",
-        "CFG scale",
+        "steps", int, None, "Steps", ("selfhosted",), range=(1, 50), column="steps", a1111="Steps",
     ),
     RequestField(
-        "seed", int, None, "Seed", ("selfhosted", "fal"), (0, MAX_SEED), "seed", "Seed",
-        capability="takes_seed", subject="The seed",
+        "cfg_scale", float, None, "CFG scale", ("selfhosted",), range=(1.0, 20.0),
+        column="cfg_scale", a1111="CFG scale",
+    ),
+    RequestField(
+        "seed", int, None, "Seed", ("selfhosted", "fal"), range=(0, MAX_SEED),
+        column="seed", a1111="Seed", capability="takes_seed", subject="The seed",
     ),
     RequestField(
         "reference", object, None, "Reference image", ("selfhosted", "gemini", "fal"),
@@ -129,7 +132,7 @@ FIELDS: tuple[RequestField, ...] = (
         hint="ReferenceLike | Sequence[ReferenceLike] | None",
     ),
     RequestField(
-        "ip_adapter_scale", float, 0.7, "IP-Adapter scale", ("selfhosted",), (0.0, 1.0),
+        "ip_adapter_scale", float, 0.7, "IP-Adapter scale", ("selfhosted",), range=(0.0, 1.0),
         needs="reference",
     ),
     RequestField(
@@ -137,8 +140,8 @@ FIELDS: tuple[RequestField, ...] = (
         refusal="LoRAs run on your own server only; {model} does not take one.",
     ),
     RequestField(
-        "lora_scale", float, 0.8, "LoRA scale", ("selfhosted",), (0.0, 1.5), "lora_scale",
-        "Lora", needs="lora",
+        "lora_scale", float, 0.8, "LoRA scale", ("selfhosted",), range=(0.0, 1.5),
+        column="lora_scale", a1111="Lora", needs="lora",
     ),
 )  # fmt: skip
 
