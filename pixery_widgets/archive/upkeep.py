@@ -1,0 +1,190 @@
+"""Keeping the index true to the files: reindex, empty the trash, forget missing files.
+
+The files are the archive; the index is a cache of them. These are the slow,
+rare walks over the whole archive that put the two back in step, each
+saying what it did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..core.errors import ArchiveError
+from .index import INSERT_OR_IGNORE, row_from_fields
+from .metadata import fields_from_info
+from .png import read_text_chunks
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from .store import Archive
+
+__all__ = ["Cleanup", "empty_trash", "forget_missing", "reindex"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """What a clean-up did: how many records it removed, how many bytes it freed, in words."""
+
+    count: int
+    bytes_freed: int
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __int__(self) -> int:
+        return self.count
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} bytes"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f} KB"
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def _images(n: int) -> str:
+    return f"{n} image{'s' if n != 1 else ''}"
+
+
+def _delete_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+    """Rows, their tags and their words, in chunks (SQLite caps the ``?`` per statement)."""
+    for start in range(0, len(ids), 500):
+        chunk = tuple(ids[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM generations_fts WHERE id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM tags WHERE record_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM generations WHERE id IN ({marks})", chunk)
+
+
+def _unlink(path: Path) -> int:
+    """Remove a file; the bytes freed (0 when it was already gone). Raises ``OSError``."""
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
+
+
+def _drop_unused_references(archive: Archive, hashes: Iterable[str]) -> int:
+    freed = 0
+    for ref_hash in {h for h in hashes if h}:
+        used = archive._query(
+            "SELECT 1 FROM generations WHERE reference_hash = ? LIMIT 1", (ref_hash,)
+        )
+        folder = archive.root / "references" / ref_hash
+        if used or not folder.is_dir():
+            continue
+        try:
+            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            shutil.rmtree(folder)
+        except OSError as exc:
+            log.warning("could not remove unused references %s: %s", folder, exc)
+            continue
+        freed += size
+    return freed
+
+
+def empty_trash(archive: Archive) -> Cleanup:
+    """Delete every trashed record: its image, its thumbnail, its row, its tags, and
+    reference images no other record uses. A file that cannot be deleted keeps its row."""
+    rows = archive._query(
+        "SELECT id, path, thumb_path, reference_hash FROM generations WHERE trashed_at IS NOT NULL"
+    )
+    gone: list[str] = []
+    stuck: list[str] = []
+    freed = 0
+    for row in rows:
+        try:
+            freed += _unlink(archive.root / row["path"])
+            if row["thumb_path"]:
+                freed += _unlink(archive.root / row["thumb_path"])
+        except OSError as exc:
+            stuck.append(f"{row['path']}: {exc.strerror or exc}")
+            continue
+        gone.append(row["id"])
+    with archive._index.write("remove the trashed images from the archive index") as conn:
+        _delete_rows(conn, gone)
+    freed += _drop_unused_references(archive, (r["reference_hash"] for r in rows))
+    if not rows:
+        message = "The trash is empty; nothing was deleted."
+    else:
+        message = f"Emptied the trash: {_images(len(gone))} deleted, {_size(freed)} freed."
+    if stuck:
+        message += f" {_images(len(stuck))} could not be deleted ({'; '.join(stuck[:3])})."
+    return Cleanup(len(gone), freed, message)
+
+
+def forget_missing(archive: Archive) -> Cleanup:
+    """Drop the rows (tags, words, thumbnails) of images whose file is gone."""
+    rows = archive._query("SELECT id, path, thumb_path FROM generations")
+    missing = [r for r in rows if not (archive.root / r["path"]).is_file()]
+    freed = 0
+    for row in missing:
+        if row["thumb_path"]:
+            with contextlib.suppress(OSError):  # a thumbnail without its row is harmless
+                freed += _unlink(archive.root / row["thumb_path"])
+    with archive._index.write("remove the records of missing files") as conn:
+        _delete_rows(conn, [r["id"] for r in missing])
+    if not missing:
+        return Cleanup(0, 0, "Every record has its image file; nothing to forget.")
+    n = len(missing)
+    message = f"Forgot {n} record{'s' if n != 1 else ''} whose image file was gone."
+    return Cleanup(n, freed, message)
+
+
+def _sync_words(archive: Archive) -> None:
+    """The word index holds exactly the rows (after rows were changed behind its back)."""
+    with archive._index.write("rebuild the archive's word index") as conn:
+        conn.execute("DELETE FROM generations_fts WHERE id NOT IN (SELECT id FROM generations)")
+        conn.execute(
+            "INSERT INTO generations_fts (id, prompt, negative_prompt) "
+            "SELECT id, prompt, coalesce(negative_prompt, '') FROM generations "
+            "WHERE id NOT IN (SELECT id FROM generations_fts)"
+        )
+
+
+def reindex(archive: Archive) -> int:
+    """Add every archived PNG without a row, from the JSON it carries; the count added."""
+    known = {row[0] for row in archive._query("SELECT id FROM generations")}
+    added = 0
+    images = archive.root / "images"
+    try:
+        paths = sorted(images.glob("*/*.png"))
+    except OSError as exc:
+        raise ArchiveError(f"Could not list the images in {images}: {exc}.") from None
+    for png_path in paths:
+        gen_id = png_path.name.split("_", 1)[0]
+        if gen_id in known:
+            continue
+        try:
+            raw = png_path.read_bytes()
+            text = read_text_chunks(raw).get("pixery")
+            info = json.loads(text) if text else None
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict) or "id" not in info or "created_at" not in info:
+            continue
+        rel_path = str(png_path.relative_to(archive.root))
+        rel_thumb = os.path.join("thumbs", png_path.parent.name, f"{info['id']}.jpg")
+        row = row_from_fields(
+            fields_from_info(info), info["created_at"], rel_path, rel_thumb, text or "{}"
+        )
+        with archive._index.write("add a found image to the archive index") as conn:
+            if conn.execute(INSERT_OR_IGNORE, row).rowcount > 0:
+                added += 1
+    _sync_words(archive)
+    return added
