@@ -114,8 +114,10 @@ def _columns(conn: sqlite3.Connection) -> set[str]:
 
 
 def _legacy_tags(text: str) -> list[str]:
-    """Version 1's ``,a,b,`` text as tags (a newline, refused now, becomes a space)."""
-    return [" ".join(t.split()) for t in text.split(",") if t.strip()]
+    """Version 1's ``,a,b,`` text as tags, as it showed them (a control character, refused
+    now, becomes a space)."""
+    tags = ("".join(c if " " <= c != "\x7f" else " " for c in t).strip() for t in text.split(","))
+    return [t for t in tags if t]
 
 
 def _move_legacy_tags(conn: sqlite3.Connection) -> int:
