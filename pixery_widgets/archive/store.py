@@ -32,6 +32,7 @@ import json
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -73,6 +74,10 @@ class Archive(Finder):
         self._scrub = settings.redact
         self._saving_lock = threading.Lock()
         self._saving: dict[int, threading.Event] = {}
+        #: Images whose file is written but whose row could not be added: a retry adds
+        #: only the row (never a second copy of the file).
+        self._unindexed: weakref.WeakKeyDictionary[Generation, tuple[Path, tuple[Any, ...]]]
+        self._unindexed = weakref.WeakKeyDictionary()
         self.db_path = self.root / "index.sqlite"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -148,6 +153,9 @@ class Archive(Finder):
                     break
             waiter.wait()
         try:
+            written = self._unindexed.get(generation)
+            if written is not None and written[0].is_file():
+                return self._add_row(generation, *written, tags=tags, want_record=want_record)
             return self._save(
                 generation,
                 batch_id=batch_id,
@@ -199,25 +207,41 @@ class Archive(Finder):
         row = row_from_fields(
             fields_from_info(info), info["created_at"], rel_path, rel_thumb, pixery_json
         )
-        try:
-            self._insert(row, tags)
-        except (ArchiveError, sqlite3.Error) as exc:
-            raise self._error(
-                f"The image was saved to {final} but could not be added to the archive index "
-                f"({exc}); Archive().reindex() will add it.",
-                generation,
-            ) from exc
-        generation.path = final
-        generation.id = gen_id
-        # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
-        # costs more than the whole save) is made when first shown, or by a batch
-        # that needs it for its grid anyway (``athumbnail``), then kept on disk.
-        self._durable.add(final)
+        self._unindexed[generation] = (final, row)  # until the row is in
+        self._add_row(generation, final, row, tags=tags, want_record=False)
         if not want_record:
             return None
         return self._record_from_info(
             info, Path(rel_path), Path(rel_thumb), tags=tags, params_json=pixery_json
         )
+
+    def _add_row(
+        self,
+        generation: Generation,
+        final: Path,
+        row: tuple[Any, ...],
+        *,
+        tags: tuple[str, ...],
+        want_record: bool,
+    ) -> ArchiveRecord | None:
+        """Index a file just written (or written by an earlier attempt whose row failed)."""
+        try:
+            self._insert(row, tags, ignore=True)  # a reindex may have added it meanwhile
+        except (ArchiveError, sqlite3.Error) as exc:
+            raise self._error(
+                f"The image was saved to {final} but could not be added to the archive index "
+                f"({exc}); saving it again (retry_failed() in a batch) or Archive().reindex() "
+                "will add it without writing it twice.",
+                generation,
+            ) from exc
+        self._unindexed.pop(generation, None)
+        generation.path = final
+        generation.id = row[0]
+        # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
+        # costs more than the whole save) is made when first shown, or by a batch
+        # that needs it for its grid anyway (``athumbnail``), then kept on disk.
+        self._durable.add(final)
+        return self.get(row[0]) if want_record else None
 
     async def athumbnail(self, record: ArchiveRecord, png: bytes) -> bytes:
         """The record's thumbnail, made off the event loop and kept beside the image."""
@@ -284,7 +308,7 @@ class Archive(Finder):
         it is there."""
         with self._index.write("add the image to the archive index") as conn:
             added = conn.execute(INSERT_OR_IGNORE if ignore else INSERT, row).rowcount > 0
-            if added and tags:
+            if tags:
                 conn.executemany(
                     "INSERT OR IGNORE INTO tags (record_id, tag) VALUES (?, ?)",
                     [(row[0], t) for t in tags],
