@@ -11,7 +11,14 @@ import struct
 import zlib
 from collections.abc import Iterator, Mapping
 
-__all__ = ["PNG_SIGNATURE", "add_text_chunks", "image_digest", "is_png", "read_text_chunks"]
+__all__ = [
+    "PNG_SIGNATURE",
+    "add_text_chunks",
+    "image_digest",
+    "is_png",
+    "is_whole_png",
+    "read_text_chunks",
+]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_TYPES = (b"tEXt", b"iTXt", b"zTXt")
@@ -19,6 +26,11 @@ _TEXT_TYPES = (b"tEXt", b"iTXt", b"zTXt")
 
 def is_png(data: bytes) -> bool:
     return data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+
+
+def is_whole_png(data: bytes) -> bool:
+    """A PNG that runs to its IEND chunk (a file cut off while written does not)."""
+    return is_png(data) and any(kind == b"IEND" for kind, _, _ in _png_chunks(data))
 
 
 def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -46,12 +47,15 @@ from .files import GroupSync, as_png, reference_ext, thumbnail, write_atomic, wr
 from .finder import Finder
 from .index import INSERT, INSERT_OR_IGNORE, Index, clean_tags, row_from_fields
 from .infotext import a1111_parameters
+from .leftovers import recover_leftovers
 from .metadata import fields_from_info, generation_info, new_id, slug, utcnow
 from .png import add_text_chunks
 from .record import PARENT_ID, ArchiveRecord
 from .upkeep import Cleanup
 
 __all__ = ["Archive", "Cleanup"]
+
+log = logging.getLogger(__name__)
 
 
 class Archive(Finder):
@@ -89,6 +93,15 @@ class Archive(Finder):
             ) from None
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixery-archive")
         self._durable = GroupSync(self._background)
+        # What a process killed while saving left behind, off the caller's path (listing a
+        # large archive takes a noticeable fraction of a second); ``flush()`` waits for it.
+        self._background.submit(self._recover_leftovers)
+
+    def _recover_leftovers(self) -> None:
+        try:
+            recover_leftovers(self)
+        except ArchiveError as exc:  # opening must not fail for it: reindex() tries again
+            log.warning("could not recover the leftovers in %s: %s", self.root, exc)
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r}, {len(self)} images)"
@@ -385,9 +398,10 @@ class Archive(Finder):
         """Add every archived PNG that has no row (a crash between file and row); the count.
 
         The row is rebuilt from the JSON chunk the PNG carries (PNGs without one are
-        skipped), and the word index is brought in step with the rows.
+        skipped), and the word index is brought in step with the rows. Leftovers of a
+        process killed while saving are recovered first (see ``leftovers``).
         """
-        return upkeep.reindex(self)
+        return recover_leftovers(self).indexed + upkeep.reindex(self)
 
     def empty_trash(self) -> Cleanup:
         """Delete the trashed images (files, thumbnails, rows, tags); says how much was freed."""

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from .store import Archive
 
-__all__ = ["Cleanup", "empty_trash", "forget_missing", "index_file", "reindex"]
+__all__ = ["Cleanup", "empty_trash", "forget_missing", "index_file", "read_info", "reindex"]
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _sync_words(archive: Archive) -> None:
         )
 
 
-def _read_info(raw: bytes) -> tuple[dict[str, Any], str] | None:
+def read_info(raw: bytes) -> tuple[dict[str, Any], str] | None:
     """The JSON a pixery PNG carries (and its text), or None for any other file."""
     text = read_text_chunks(raw).get("pixery")
     try:
@@ -190,7 +190,7 @@ def _copy_of(archive: Archive, info: dict[str, Any], raw: bytes) -> str | None:
             other = (archive.root / row["path"]).read_bytes()
         except OSError:
             continue
-        found = _read_info(other)
+        found = read_info(other)
         if found is None or not _same_save(found[0], info):
             continue
         digest = digest or image_digest(raw)
@@ -221,7 +221,7 @@ def index_file(archive: Archive, png_path: Path, known: dict[str, str]) -> bool:
     """
     rel_path = str(png_path.relative_to(archive.root))
     raw = png_path.read_bytes()
-    found = _read_info(raw)
+    found = read_info(raw)
     if found is None:
         return False
     info, text = found
