@@ -223,3 +223,21 @@ def test_regenerate_records_the_record_it_came_from(sim, tmp_path):
     assert arch.get(grandchild.id).parent.id == child.id
     plain = asyncio.run(px.agenerate("after", model="pony", seed=5, settings=settings))
     assert arch.get(plain.id).parent_id is None  # the lineage ends with the regenerate call
+
+
+def test_a_common_word_or_tag_finds_the_same_page_walking_in_order(archive, monkeypatch):
+    """Above COMMON_MATCHES the query walks the rows newest first instead of sorting the
+    matches: the same records in the same order, whichever way."""
+    from pixery_widgets.archive import finder
+
+    for n in range(12):
+        archive.save(make_generation(f"fox {'lighthouse' if n % 3 else 'castle'} {n}", n),
+                     tags=["keep"] * (n % 2) + ["all"], batch_id=f"b{n % 2}")  # fmt: skip
+    queries = [
+        dict(text="lightho"), dict(text="fox", tag="keep"), dict(tag="all", batch="b0"),
+        dict(text="lighthouse", limit=2, offset=3), dict(text="castle", tag=["keep", "all"]),
+    ]  # fmt: skip
+    sorted_way = [ids(archive.search(**q)) for q in queries]
+    monkeypatch.setattr(finder, "COMMON_MATCHES", 1)
+    assert [ids(archive.search(**q)) for q in queries] == sorted_way
+    assert [len(p) for p in sorted_way] == [8, 6, 6, 2, 2]

@@ -14,14 +14,29 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvalidRequestError, RecordNotFoundError
-from .index import SELECT, Filters, Index
+from .index import ORDER, SELECT, Filters, Index
 from .record import ArchiveRecord, Records
 from .schema import COLUMNS
 
 __all__ = ["Finder"]
 
+#: Matches above which a page of a word search walks the rows in order (see ``_common``).
+COMMON_MATCHES = 2000
+
 Since = dt.datetime | dt.date | str | float | None
 _SPECIAL = ("params_json", "created_at", "path", "thumb_path", "starred", "trashed_at")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _when(text: Any) -> dt.datetime | None:
+    """A stored time; None when absent or unreadable (a hand-edited index must not break a
+    page)."""
+    try:
+        return dt.datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
 
 
 class Finder:
@@ -46,14 +61,14 @@ class Finder:
         trashed = info.get("trashed_at")
         return ArchiveRecord(
             **{k: info[k] for k in COLUMNS if k not in _SPECIAL},
-            created_at=dt.datetime.fromisoformat(info["created_at"]),
+            created_at=_when(info["created_at"]) or _EPOCH,
             path=self.root / info["path"],
             thumb_path=self.root / thumb if thumb else None,
             tags=tuple((info.get("tag_list") or "").split("\n")) if info.get("tag_list") else (),
             params=params if isinstance(params, dict) else {},
             archive=self,
             starred=bool(info.get("starred")),
-            trashed_at=dt.datetime.fromisoformat(trashed) if trashed else None,
+            trashed_at=_when(trashed),
         )
 
     def get(self, record_id: str) -> ArchiveRecord:
@@ -97,7 +112,7 @@ class Finder:
             text, model=model, lora=lora, tag=tag, batch=batch, since=since, until=until,
             starred=starred, trashed=trashed, parent=parent,
         )  # fmt: skip
-        sql = f"{SELECT}{where.sql()} ORDER BY g.created_at DESC, g.id DESC"
+        sql = f"{SELECT}{where.sql(in_order=self._common(where, limit))}{ORDER}"
         args = list(where.args)
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
@@ -130,6 +145,20 @@ class Finder:
             self._query(f"SELECT COUNT(*) FROM generations AS g{where.sql()}", where.args)[0][0]
         )
 
+    def _common(self, where: Filters, limit: int | None) -> bool:
+        """Whether the words and tags each match so many rows that a page is found faster
+        by walking the rows newest first than by sorting every match (see ``Filters.sql``)."""
+        if limit is None or (where.match is None and not where.tags):
+            return False
+        probes = [("generations_fts WHERE generations_fts MATCH ?", where.match)] * bool(
+            where.match
+        ) + [("tags WHERE tag = ?", t) for t in where.tags]
+        for source, arg in probes:
+            sql = f"SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT {COMMON_MATCHES})"
+            if int(self._query(sql, (arg,))[0][0]) < COMMON_MATCHES:
+                return False
+        return True
+
     def tags(self) -> dict[str, int]:
         """Every tag in use (outside the trash) with how many records carry it, commonest first."""
         rows = self._query(
@@ -147,11 +176,14 @@ class Finder:
         return self._distinct("lora")
 
     def _distinct(self, column: str) -> list[str]:
+        """Distinct values outside the trash: one index seek per value, not a scan."""
+        shown = f"trashed_at IS NULL AND {column} IS NOT NULL"
         rows = self._query(
-            f"SELECT DISTINCT {column} FROM generations WHERE trashed_at IS NULL "
-            f"AND {column} IS NOT NULL AND {column} != '' ORDER BY {column}"
+            f"WITH RECURSIVE v(x) AS (SELECT (SELECT min({column}) FROM generations WHERE {shown}) "
+            f"UNION ALL SELECT (SELECT min({column}) FROM generations WHERE {shown} AND "
+            f"{column} > v.x) FROM v WHERE v.x IS NOT NULL) SELECT x FROM v WHERE x IS NOT NULL"
         )
-        return [str(row[0]) for row in rows]
+        return [str(row[0]) for row in rows if row[0] != ""]
 
     def _repr_html_(self) -> str:
         return self.records(limit=50)._repr_html_()

@@ -1,12 +1,16 @@
 """The SQLite schema of the index, and its migration from every earlier release, in place.
 
-Version 1 (the first release) had one table with the tags as comma-joined text.
-Version 2 adds star, trash and lineage columns, a table of tags (one row per
-tag, stored as typed) and an FTS5 word index over the prompts, kept in step by
-a trigger, so an older release still writing to the same folder keeps it
-right. ``migrate`` runs on every open, in one transaction, and does only what
-is missing: it is safe to run twice, and after an older release reset the
-version number.
+Version 1 (the first release) had one table keyed by the text id, with the
+tags as comma-joined text. Version 2 gives each row a stable integer key
+(``seq``, which VACUUM never renumbers) for an FTS5 word index over the
+prompts (external content, kept in step by triggers, so an older release
+still writing to the same folder keeps it right), adds star, trash and
+lineage columns, and keeps tags in their own table, one row per tag as typed.
+The ``tags`` column stays, empty, for an older release to write into; what it
+writes there is moved on the next open.
+
+``migrate`` runs on every open, in one transaction, and does only what is
+missing: safe to run twice, and after an older release reset the version.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ COLUMNS = (
 )
 
 _TABLE = """
-CREATE TABLE IF NOT EXISTS generations (
-    id TEXT PRIMARY KEY,
+CREATE TABLE {name} (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     prompt TEXT NOT NULL,
     negative_prompt TEXT,
@@ -71,34 +76,40 @@ CREATE TABLE IF NOT EXISTS generations (
     params_json TEXT NOT NULL,
     starred INTEGER NOT NULL DEFAULT 0,
     trashed_at TEXT,
-    parent_id TEXT
+    parent_id TEXT,
+    tags TEXT NOT NULL DEFAULT ''
 )"""
-
-#: Columns added since version 1 (``ALTER TABLE`` when missing).
-_ADDED = {
-    "starred": "INTEGER NOT NULL DEFAULT 0",
-    "trashed_at": "TEXT",
-    "parent_id": "TEXT",
-}
 
 _EXTRAS = (
     # Tags in their own table: any text a user types (commas, quotes, emoji) as typed;
     # the rowid keeps the order they were added in.
     """CREATE TABLE IF NOT EXISTS tags (
         record_id TEXT NOT NULL, tag TEXT NOT NULL, UNIQUE (record_id, tag))""",
-    "CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag)",
-    # Its own copy of the words (an external-content table would hang on the table's
-    # rowid, which VACUUM may renumber: this one is keyed by the record's id).
+    "CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag, record_id)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS generations_fts USING fts5 (
-        id UNINDEXED, prompt, negative_prompt, tokenize = 'unicode61 remove_diacritics 2')""",
+        prompt, negative_prompt, content = 'generations', content_rowid = 'seq',
+        tokenize = 'unicode61 remove_diacritics 2')""",
     """CREATE TRIGGER IF NOT EXISTS generations_fts_insert AFTER INSERT ON generations BEGIN
-        INSERT INTO generations_fts (id, prompt, negative_prompt)
-        VALUES (new.id, new.prompt, coalesce(new.negative_prompt, ''));
+        INSERT INTO generations_fts (rowid, prompt, negative_prompt)
+        VALUES (new.seq, new.prompt, new.negative_prompt);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS generations_fts_delete AFTER DELETE ON generations BEGIN
+        INSERT INTO generations_fts (generations_fts, rowid, prompt, negative_prompt)
+        VALUES ('delete', old.seq, old.prompt, old.negative_prompt);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS generations_fts_update
+    AFTER UPDATE OF prompt, negative_prompt ON generations BEGIN
+        INSERT INTO generations_fts (generations_fts, rowid, prompt, negative_prompt)
+        VALUES ('delete', old.seq, old.prompt, old.negative_prompt);
+        INSERT INTO generations_fts (rowid, prompt, negative_prompt)
+        VALUES (new.seq, new.prompt, new.negative_prompt);
     END""",
     "CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at)",
     "CREATE INDEX IF NOT EXISTS generations_batch_id ON generations (batch_id)",
-    "CREATE INDEX IF NOT EXISTS generations_model ON generations (model)",
-    "CREATE INDEX IF NOT EXISTS generations_lora ON generations (lora)",
+    """CREATE INDEX IF NOT EXISTS generations_model ON generations (model)
+        WHERE trashed_at IS NULL""",
+    """CREATE INDEX IF NOT EXISTS generations_lora ON generations (lora)
+        WHERE trashed_at IS NULL""",
     "CREATE INDEX IF NOT EXISTS generations_parent_id ON generations (parent_id)",
     """CREATE INDEX IF NOT EXISTS generations_shown ON generations (created_at)
         WHERE trashed_at IS NULL""",
@@ -132,12 +143,19 @@ def _move_legacy_tags(conn: sqlite3.Connection) -> int:
     return len(rows)
 
 
-def _fill_words(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM generations_fts")
+def _rebuild(conn: sqlite3.Connection, have: set[str]) -> None:
+    """A table of an earlier layout copied into this one (oldest first, so ``seq`` follows
+    the order the images were made in); its indexes, triggers and word index go with it."""
+    conn.execute(_TABLE.format(name="generations_new"))
+    new = {row[1] for row in conn.execute("PRAGMA table_info(generations_new)")}
+    shared = ", ".join(c for c in (*COLUMNS, "tags") if c in have and c in new)
     conn.execute(
-        "INSERT INTO generations_fts (id, prompt, negative_prompt) "
-        "SELECT id, prompt, coalesce(negative_prompt, '') FROM generations"
+        f"INSERT INTO generations_new ({shared}) SELECT {shared} FROM generations "
+        "ORDER BY created_at, id"
     )
+    conn.execute("DROP TABLE IF EXISTS generations_fts")
+    conn.execute("DROP TABLE generations")
+    conn.execute("ALTER TABLE generations_new RENAME TO generations")
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -149,14 +167,14 @@ def migrate(conn: sqlite3.Connection) -> None:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
-            conn.execute(_TABLE)
             have = _columns(conn)
-            for name, kind in _ADDED.items():
-                if name not in have:
-                    conn.execute(f"ALTER TABLE generations ADD COLUMN {name} {kind}")
+            if not have:
+                conn.execute(_TABLE.format(name="generations"))
+            elif "seq" not in have:
+                _rebuild(conn, have)
             for statement in _EXTRAS:
                 conn.execute(statement)
-            moved = _move_legacy_tags(conn) if "tags" in have else 0
+            moved = _move_legacy_tags(conn)
             _fill_words(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             if version:
@@ -168,3 +186,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _fill_words(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO generations_fts (generations_fts) VALUES ('rebuild')")

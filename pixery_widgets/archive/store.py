@@ -43,6 +43,7 @@ from ..core.config import Settings, load_settings
 from ..core.errors import ArchiveError
 from ..core.types import Generation
 from . import upkeep
+from .changes import Changes
 from .files import GroupSync, as_png, reference_ext, thumbnail, write_atomic, write_thumbnail
 from .finder import Finder
 from .index import INSERT, INSERT_OR_IGNORE, Index, clean_tags, row_from_fields
@@ -58,7 +59,7 @@ __all__ = ["Archive", "Cleanup"]
 log = logging.getLogger(__name__)
 
 
-class Archive(Finder):
+class Archive(Finder, Changes):
     """Every image this package made: on disk, indexed, searchable, regenerable.
 
     ``Archive()`` opens the configured directory (``PIXERY_ARCHIVE_DIR``, default
@@ -166,7 +167,8 @@ class Archive(Finder):
                     break
             waiter.wait()
         try:
-            written = self._unindexed.get(generation)
+            with self._saving_lock:
+                written = self._unindexed.get(generation)
             if written is not None and written[0].is_file():
                 return self._add_row(generation, *written, tags=tags, want_record=want_record)
             return self._save(
@@ -220,7 +222,8 @@ class Archive(Finder):
         row = row_from_fields(
             fields_from_info(info), info["created_at"], rel_path, rel_thumb, pixery_json
         )
-        self._unindexed[generation] = (final, row)  # until the row is in
+        with self._saving_lock:
+            self._unindexed[generation] = (final, row)  # until the row is in
         self._add_row(generation, final, row, tags=tags, want_record=False)
         if not want_record:
             return None
@@ -247,7 +250,8 @@ class Archive(Finder):
                 "will add it without writing it twice.",
                 generation,
             ) from exc
-        self._unindexed.pop(generation, None)
+        with self._saving_lock:
+            self._unindexed.pop(generation, None)
         generation.path = final
         generation.id = row[0]
         # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
@@ -346,53 +350,6 @@ class Archive(Finder):
             params=json.loads(params_json) if params_json else dict(info),
             archive=self,
         )
-
-    # -- changing records -------------------------------------------------------------------------
-
-    def _change(self, record: str | ArchiveRecord, sql: str, args: Sequence[Any]) -> ArchiveRecord:
-        record_id = record.id if isinstance(record, ArchiveRecord) else str(record)
-        with self._index.write("change the record in the archive index") as conn:
-            found = conn.execute("SELECT 1 FROM generations WHERE id = ?", (record_id,)).fetchone()
-            if found is not None and sql:
-                conn.execute(sql, (*args, record_id))
-        if found is None:
-            raise self._not_found(record_id)
-        return self.get(record_id)
-
-    def star(self, record: str | ArchiveRecord, *, starred: bool = True) -> ArchiveRecord:
-        """Star (or, with ``starred=False``, unstar) a record; returns it updated."""
-        return self._change(
-            record, "UPDATE generations SET starred = ? WHERE id = ?", (int(starred),)
-        )
-
-    def trash(self, record: str | ArchiveRecord, *, trashed: bool = True) -> ArchiveRecord:
-        """Move a record to the trash (hidden from searches, the file kept) or back out."""
-        if trashed:
-            sql = "UPDATE generations SET trashed_at = coalesce(trashed_at, ?) WHERE id = ?"
-            return self._change(record, sql, (utcnow().isoformat(),))
-        return self._change(record, "UPDATE generations SET trashed_at = NULL WHERE id = ?", ())
-
-    def tag(self, record: str | ArchiveRecord, *tags: str) -> ArchiveRecord:
-        """Add ``tags`` (as typed; see ``clean_tags`` for what is refused); returns the record."""
-        cleaned = clean_tags(tags)
-        record_id = record.id if isinstance(record, ArchiveRecord) else str(record)
-        with self._index.write("tag the record in the archive index") as conn:
-            found = conn.execute("SELECT 1 FROM generations WHERE id = ?", (record_id,)).fetchone()
-            if found is not None:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO tags (record_id, tag) VALUES (?, ?)",
-                    [(record_id, t) for t in cleaned],
-                )
-        if found is None:
-            raise self._not_found(record_id)
-        return self.get(record_id)
-
-    def untag(self, record: str | ArchiveRecord, *tags: str) -> ArchiveRecord:
-        """Remove ``tags`` from a record (tags it does not have are ignored)."""
-        cleaned = clean_tags(tags)
-        marks = ", ".join("?" * len(cleaned))
-        sql = f"DELETE FROM tags WHERE tag IN ({marks}) AND record_id = ?" if cleaned else ""
-        return self._change(record, sql, cleaned)
 
     def reindex(self) -> int:
         """Add every archived PNG that has no row (a crash between file and row); the count.

@@ -60,11 +60,10 @@ def _images(n: int) -> str:
 
 
 def _delete_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
-    """Rows, their tags and their words, in chunks (SQLite caps the ``?`` per statement)."""
+    """Rows and their tags (their words go by trigger), in chunks (SQLite caps the ``?``)."""
     for start in range(0, len(ids), 500):
         chunk = tuple(ids[start : start + 500])
         marks = ", ".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM generations_fts WHERE id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM tags WHERE record_id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM generations WHERE id IN ({marks})", chunk)
 
@@ -144,17 +143,6 @@ def forget_missing(archive: Archive) -> Cleanup:
     n = len(missing)
     message = f"Forgot {n} record{'s' if n != 1 else ''} whose image file was gone."
     return Cleanup(n, freed, message)
-
-
-def _sync_words(archive: Archive) -> None:
-    """The word index holds exactly the rows (after rows were changed behind its back)."""
-    with archive._index.write("rebuild the archive's word index") as conn:
-        conn.execute("DELETE FROM generations_fts WHERE id NOT IN (SELECT id FROM generations)")
-        conn.execute(
-            "INSERT INTO generations_fts (id, prompt, negative_prompt) "
-            "SELECT id, prompt, coalesce(negative_prompt, '') FROM generations "
-            "WHERE id NOT IN (SELECT id FROM generations_fts)"
-        )
 
 
 def read_info(raw: bytes) -> tuple[dict[str, Any], str] | None:
@@ -263,5 +251,4 @@ def reindex(archive: Archive) -> int:
             added += index_file(archive, png_path, known)
         except OSError as exc:  # unreadable, or vanished meanwhile: the others go on
             log.warning("reindex skipped %s: %s", png_path, exc)
-    _sync_words(archive)
     return added
