@@ -241,3 +241,20 @@ def test_a_common_word_or_tag_finds_the_same_page_walking_in_order(archive, monk
     monkeypatch.setattr(finder, "COMMON_MATCHES", 1)
     assert [ids(archive.search(**q)) for q in queries] == sorted_way
     assert [len(p) for p in sorted_way] == [8, 6, 6, 2, 2]
+
+
+def test_the_word_index_stays_whole_when_rows_go_before_or_after_it_caught_up(archive, monkeypatch):
+    monkeypatch.setattr(Archive, "_words_later", lambda self: None)  # no background catch-up
+    early = archive.save(make_generation("lighthouse early"))
+    archive.search("lighthouse")  # indexed now
+    late = [archive.save(make_generation(f"lighthouse late {n}")) for n in range(3)]
+    for rec in (early, late[0]):  # one indexed, one not yet
+        rec.trash()
+    archive.empty_trash()
+    again = archive.save(make_generation("lighthouse again"))  # its seq is never a reused one
+    assert {r.id for r in archive.search("lighthouse")} == {late[1].id, late[2].id, again.id}
+    assert archive.search("early") == [] and archive.count("late") == 2
+    with archive._index.write() as conn:  # FTS5 raises if the index disagrees with the rows
+        conn.execute(
+            "INSERT INTO generations_fts (generations_fts, rank) VALUES ('integrity-check', 1)"
+        )

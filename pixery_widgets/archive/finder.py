@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import InvalidRequestError, RecordNotFoundError
+from ..core.errors import ArchiveError, InvalidRequestError, RecordNotFoundError
 from .index import ORDER, SELECT, Filters, Index
 from .record import ArchiveRecord, Records
 from .schema import COLUMNS
 
 __all__ = ["Finder"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a word search waits to index the newest images when another program writes.
+WORDS_WAIT = 0.5
 
 #: Matches above which a page of a word search walks the rows in order (see ``_common``).
 COMMON_MATCHES = 2000
@@ -112,6 +118,7 @@ class Finder:
             text, model=model, lora=lora, tag=tag, batch=batch, since=since, until=until,
             starred=starred, trashed=trashed, parent=parent,
         )  # fmt: skip
+        self._words_up_to_date(where)
         sql = f"{SELECT}{where.sql(in_order=self._common(where, limit))}{ORDER}"
         args = list(where.args)
         if limit is not None:
@@ -144,6 +151,15 @@ class Finder:
         return int(
             self._query(f"SELECT COUNT(*) FROM generations AS g{where.sql()}", where.args)[0][0]
         )
+
+    def _words_up_to_date(self, where: Filters) -> None:
+        """Before a word search: the images saved a moment ago are in the word index too."""
+        if where.match is None:
+            return
+        try:
+            self._index.catch_up_words(wait=WORDS_WAIT)
+        except ArchiveError as exc:  # locked or full: search what is indexed
+            log.warning("searching without the newest images' words: %s", exc)
 
     def _common(self, where: Filters, limit: int | None) -> bool:
         """Whether the words and tags each match so many rows that a page is found faster

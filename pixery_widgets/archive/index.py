@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ArchiveError, InvalidRequestError
-from .schema import COLUMNS, migrate
+from .schema import COLUMNS, WORDS_BEHIND, catch_up_words, migrate
 
 __all__ = [
     "INSERT",
@@ -91,12 +91,30 @@ class Index:
             except sqlite3.Error as exc:
                 raise index_error(exc, self.path, "read the archive index") from None
 
+    def catch_up_words(self, *, wait: float | None = None) -> None:
+        """Add the rows saved since the last time to the word index (quick when none were).
+
+        ``wait``: how long to wait for another program's write lock (default
+        ``BUSY_TIMEOUT``); a search waits briefly and, if it cannot, searches the words
+        indexed so far.
+        """
+        if self.read(WORDS_BEHIND)[0][0]:
+            with self.write("add the newest images to the archive's word index", wait=wait) as c:
+                catch_up_words(c)
+
     @contextlib.contextmanager
-    def write(self, doing: str = "update the archive index") -> Iterator[sqlite3.Connection]:
-        """One transaction (``BEGIN IMMEDIATE``: the write lock up front); rolled back on error."""
+    def write(
+        self, doing: str = "update the archive index", *, wait: float | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction (``BEGIN IMMEDIATE``: the write lock up front); rolled back on error.
+
+        ``wait``: seconds to wait for the lock this once, instead of ``BUSY_TIMEOUT``.
+        """
         with self._lock:
             conn = self._conn
             try:
+                if wait is not None:
+                    conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -107,6 +125,10 @@ class Index:
                     raise
             except sqlite3.Error as exc:
                 raise index_error(exc, self.path, doing) from exc
+            finally:
+                if wait is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
 
 
 def row_from_fields(

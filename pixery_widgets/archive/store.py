@@ -83,6 +83,7 @@ class Archive(Finder, Changes):
         #: only the row (never a second copy of the file).
         self._unindexed: weakref.WeakKeyDictionary[Generation, tuple[Path, tuple[Any, ...]]]
         self._unindexed = weakref.WeakKeyDictionary()
+        self._words_queued = False
         self.db_path = self.root / "index.sqlite"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,7 @@ class Archive(Finder, Changes):
             recover_leftovers(self)
         except ArchiveError as exc:  # opening must not fail for it: reindex() tries again
             log.warning("could not recover the leftovers in %s: %s", self.root, exc)
+        self._catch_up_words()  # what an older release or a reindex added
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r}, {len(self)} images)"
@@ -258,7 +260,25 @@ class Archive(Finder, Changes):
         # costs more than the whole save) is made when first shown, or by a batch
         # that needs it for its grid anyway (``athumbnail``), then kept on disk.
         self._durable.add(final)
+        self._words_later()
         return self.get(row[0]) if want_record else None
+
+    def _words_later(self) -> None:
+        """Index the words of the images just saved on the background thread, in one
+        batch for all that arrived meanwhile (a search does it at once if sooner)."""
+        with self._saving_lock:
+            if self._words_queued:
+                return
+            self._words_queued = True
+        self._background.submit(self._catch_up_words)
+
+    def _catch_up_words(self) -> None:
+        with self._saving_lock:
+            self._words_queued = False
+        try:
+            self._index.catch_up_words()
+        except ArchiveError as exc:  # the next search, or the next save, tries again
+            log.warning("could not index the newest images' words: %s", exc)
 
     async def athumbnail(self, record: ArchiveRecord, png: bytes) -> bytes:
         """The record's thumbnail, made off the event loop and kept beside the image."""
