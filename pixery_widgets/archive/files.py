@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..core.errors import ArchiveError
 from .png import is_png
 
 __all__ = [
@@ -24,8 +25,10 @@ __all__ = [
     "THUMB_SIDE",
     "GroupSync",
     "as_png",
+    "read_image_file",
     "reference_ext",
     "thumbnail",
+    "usable_thumbnail",
     "write_atomic",
     "write_thumbnail",
 ]
@@ -35,9 +38,40 @@ THUMB_SIDE = 160
 
 
 def thumbnail(raw: bytes) -> bytes:
+    """A small JPEG of ``raw``; ``ArchiveError`` when the image cannot be decoded."""
     from ..core.images import thumbnail_png
 
-    return thumbnail_png(raw, THUMB_SIDE, fmt="JPEG")
+    try:
+        return thumbnail_png(raw, THUMB_SIDE, fmt="JPEG")
+    except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError, bomb errors
+        raise ArchiveError(
+            f"The archived image cannot be decoded ({type(exc).__name__}: {exc}); "
+            "the file may be damaged."
+        ) from None
+
+
+def read_image_file(path: Path) -> bytes:
+    """An archived file's bytes; ``ArchiveError`` saying so when it is gone or unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ArchiveError(
+            f"The image file {path} is missing (deleted by hand?); "
+            "Archive().forget_missing() drops the records of missing files."
+        ) from None
+    except OSError as exc:
+        raise ArchiveError(f"Could not read {path}: {exc.strerror or exc}.") from None
+
+
+def usable_thumbnail(path: Path) -> bytes | None:
+    """A kept thumbnail if it is a whole JPEG (start and end markers), else None."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if data[:3] == b"\xff\xd8\xff" and data.rstrip(b"\0")[-2:] == b"\xff\xd9":
+        return data
+    return None
 
 
 #: How long a sync round waits for more images to join it (a fast batch makes ~300/s here).

@@ -40,7 +40,12 @@ def _effective(generation: Generation, request: Mapping[str, Any], key: str) -> 
 
 
 def generation_info(
-    generation: Generation, *, gen_id: str, created_at: dt.datetime, batch_id: str | None
+    generation: Generation,
+    *,
+    gen_id: str,
+    created_at: dt.datetime,
+    batch_id: str | None,
+    parent_id: str | None = None,
 ) -> dict[str, Any]:
     """Everything the archive records about one image, as JSON-able values.
 
@@ -73,6 +78,7 @@ def generation_info(
         "elapsed_s": round(generation.elapsed_s, 3),
         "cost_usd": generation.cost_usd,
         "batch_id": batch_id,
+        "parent_id": parent_id,
         "request": request,
         "server_parameters": generation.params,
         "format": 1,
@@ -107,4 +113,5 @@ def fields_from_info(info: Mapping[str, Any]) -> dict[str, Any]:
         "elapsed_s": _num(info, "elapsed_s", float),
         "cost_usd": _num(info, "cost_usd", float),
         "batch_id": info.get("batch_id"),
+        "parent_id": str(info["parent_id"]) if info.get("parent_id") else None,
     }

@@ -1,23 +1,28 @@
-"""A record of one archived image: its parameters, its file, and the way to make it again."""
+"""A record of one archived image: its parameters, its file, and the way to make it again.
+
+A record is a snapshot of its row: ``star()``, ``tag()``, ``trash()`` and the
+others change the archive and return the record as it is now.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import ArchiveError
+from ..core.errors import ArchiveError, PixeryError
 from ..core.types import Generation
-from .files import thumbnail, write_thumbnail
+from .files import read_image_file, thumbnail, usable_thumbnail, write_thumbnail
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from .store import Archive
 
-__all__ = ["ArchiveRecord", "Records", "use_generator"]
+__all__ = ["PARENT_ID", "ArchiveRecord", "Records", "use_generator"]
 
 
 #: The seam through which a record is made again. The archive sits below the
@@ -31,6 +36,14 @@ def use_generator(generate: Generator) -> None:
     """Set the coroutine function that ``ArchiveRecord.aregenerate`` calls (``agenerate``)."""
     global _generator
     _generator = generate
+
+
+#: The record being regenerated, while ``aregenerate`` runs: the archive records it as the
+#: new image's parent. A context variable, so ``agenerate`` needs no parameter for it (its
+#: worker threads, started with ``asyncio.to_thread``, see the value too).
+PARENT_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "pixery_parent_id", default=None
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -59,27 +72,86 @@ class ArchiveRecord:
     tags: tuple[str, ...]
     params: dict[str, Any] = field(repr=False, compare=False)
     archive: Archive | None = field(default=None, repr=False, compare=False)
+    starred: bool = False
+    #: When it was moved to the trash (its file stays until ``Archive.empty_trash()``).
+    trashed_at: dt.datetime | None = None
+    #: The record this one was regenerated from.
+    parent_id: str | None = None
+
+    @property
+    def missing(self) -> bool:
+        """True when the image file is gone (deleted by hand); ``forget_missing()`` drops it."""
+        return not self.path.is_file()
+
+    @property
+    def trashed(self) -> bool:
+        return self.trashed_at is not None
 
     @property
     def image(self) -> Image.Image:
+        import io
+
         from PIL import Image
 
-        with Image.open(self.path) as img:
+        with Image.open(io.BytesIO(self.png_bytes())) as img:
             img.load()
             return img.copy()
 
     def png_bytes(self) -> bytes:
         """The archived file (the received image plus the parameter chunks)."""
-        return self.path.read_bytes()
+        return read_image_file(self.path)
 
     def thumbnail_bytes(self) -> bytes:
-        """The small JPEG; made from the image (and kept) the first time it is asked for."""
-        if self.thumb_path is not None and self.thumb_path.is_file():
-            return self.thumb_path.read_bytes()
-        thumb = thumbnail(self.path.read_bytes())
+        """The small JPEG; made from the image (and kept) the first time it is asked for,
+        and made again when the kept one is damaged."""
+        if self.thumb_path is not None:
+            kept = usable_thumbnail(self.thumb_path)
+            if kept is not None:
+                return kept
+        thumb = thumbnail(self.png_bytes())
         if self.thumb_path is not None:
             write_thumbnail(thumb, self.thumb_path)
         return thumb
+
+    # -- changing it (in the archive; each returns the record as it is now) ----------------
+
+    def _store(self) -> Archive:
+        if self.archive is None:
+            raise ArchiveError("This record is not attached to an archive.")
+        return self.archive
+
+    def star(self) -> ArchiveRecord:
+        return self._store().star(self.id)
+
+    def unstar(self) -> ArchiveRecord:
+        return self._store().star(self.id, starred=False)
+
+    def tag(self, *tags: str) -> ArchiveRecord:
+        return self._store().tag(self.id, *tags)
+
+    def untag(self, *tags: str) -> ArchiveRecord:
+        return self._store().untag(self.id, *tags)
+
+    def trash(self) -> ArchiveRecord:
+        """Hide it from searches; the file stays until ``Archive.empty_trash()``."""
+        return self._store().trash(self.id)
+
+    def restore(self) -> ArchiveRecord:
+        return self._store().trash(self.id, trashed=False)
+
+    @property
+    def parent(self) -> ArchiveRecord | None:
+        """The record this one was regenerated from (None if none, or since deleted)."""
+        if self.parent_id is None:
+            return None
+        try:
+            return self._store().get(self.parent_id)
+        except KeyError:
+            return None
+
+    def children(self) -> Records:
+        """The records regenerated from this one, newest first (trashed ones left out)."""
+        return self._store().search(parent=self.id, limit=None)
 
     def __repr__(self) -> str:
         short = self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "..."
@@ -131,7 +203,11 @@ class ArchiveRecord:
         kwargs = {**self.regenerate_kwargs(), **overrides}
         kwargs.setdefault("archive", self.archive if self.archive is not None else True)
         prompt, model = kwargs.pop("prompt"), kwargs.pop("model")
-        return await _generator(prompt, model, **kwargs)
+        token = PARENT_ID.set(self.id)
+        try:
+            return await _generator(prompt, model, **kwargs)
+        finally:
+            PARENT_ID.reset(token)
 
     def regenerate(self, **overrides: Any) -> Generation:
         """Sync twin of ``aregenerate``."""
@@ -153,7 +229,7 @@ class Records(list):  # type: ignore[type-arg]
         for rec in self:
             try:
                 thumb: bytes | None = rec.thumbnail_bytes()
-            except OSError:
+            except PixeryError:
                 thumb = None
             items.append(
                 GridItem(

@@ -29,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,32 +42,30 @@ from typing import Any
 from ..core.config import Settings, load_settings
 from ..core.errors import ArchiveError
 from ..core.types import Generation
+from . import upkeep
+from .changes import Changes
 from .files import GroupSync, as_png, reference_ext, thumbnail, write_atomic, write_thumbnail
-from .index import (
-    COLUMNS,
-    INSERT,
-    INSERT_OR_IGNORE,
-    SCHEMA,
-    like_escape,
-    row_from_fields,
-    tags_text,
-    tags_tuple,
-    to_iso,
-)
+from .finder import Finder
+from .index import INSERT, INSERT_OR_IGNORE, Index, clean_tags, row_from_fields
 from .infotext import a1111_parameters
+from .leftovers import recover_leftovers
 from .metadata import fields_from_info, generation_info, new_id, slug, utcnow
-from .png import add_text_chunks, read_text_chunks
-from .record import ArchiveRecord, Records
+from .png import add_text_chunks
+from .record import PARENT_ID, ArchiveRecord
+from .upkeep import Cleanup
 
-__all__ = ["Archive"]
+__all__ = ["Archive", "Cleanup"]
+
+log = logging.getLogger(__name__)
 
 
-class Archive:
+class Archive(Finder, Changes):
     """Every image this package made: on disk, indexed, searchable, regenerable.
 
     ``Archive()`` opens the configured directory (``PIXERY_ARCHIVE_DIR``, default
-    ``./pixery-out``), creating it if needed. Safe to use from several threads
-    and processes at once (SQLite in WAL mode).
+    ``./pixery-out``), creating it if needed, and brings an index written by an
+    earlier release up to date. Safe to use from several threads and processes at
+    once (SQLite in WAL mode). Every method raises only this package's errors.
     """
 
     def __init__(
@@ -77,32 +77,45 @@ class Archive:
         #: Scrubs any configured key from what is written (belt and braces: the
         #: request description holds none).
         self._scrub = settings.redact
-        self._lock = threading.Lock()
         self._saving_lock = threading.Lock()
         self._saving: dict[int, threading.Event] = {}
-        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixery-archive")
-        self._durable = GroupSync(self._background)
+        #: Images whose file is written but whose row could not be added: a retry adds
+        #: only the row (never a second copy of the file).
+        self._unindexed: weakref.WeakKeyDictionary[Generation, tuple[Path, tuple[Any, ...]]]
+        self._unindexed = weakref.WeakKeyDictionary()
+        self._words_queued = False
         self.db_path = self.root / "index.sqlite"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=10.0)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SCHEMA)
+            self._index = Index(self.db_path)
         except (OSError, sqlite3.Error) as exc:
-            raise ArchiveError(f"Could not open the image archive at {self.root}: {exc}.") from None
+            raise ArchiveError(
+                f"Could not open the image archive at {self.root}: "
+                f"{getattr(exc, 'strerror', None) or exc}."
+            ) from None
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixery-archive")
+        self._durable = GroupSync(self._background)
+        # What a process killed while saving left behind, off the caller's path (listing a
+        # large archive takes a noticeable fraction of a second); ``flush()`` waits for it.
+        self._background.submit(self._recover_leftovers)
+
+    def _recover_leftovers(self) -> None:
+        try:
+            recover_leftovers(self)
+        except ArchiveError as exc:  # opening must not fail for it: reindex() tries again
+            log.warning("could not recover the leftovers in %s: %s", self.root, exc)
+        self._catch_up_words()  # what an older release or a reindex added
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r}, {len(self)} images)"
 
     def close(self) -> None:
         self._background.shutdown(wait=True)
-        with self._lock:
-            self._conn.close()
+        self._index.close()
 
     def __len__(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM generations", ())[0][0])
+        """The images not in the trash."""
+        return self.count()
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -112,6 +125,7 @@ class Archive:
         *,
         batch_id: str | None = None,
         tags: Iterable[str] = (),
+        parent_id: str | None = None,
     ) -> ArchiveRecord:
         """Write ``generation`` to disk and the index; sets ``generation.path`` and ``.id``.
 
@@ -119,14 +133,21 @@ class Archive:
         (with the generation attached as ``.generation``) when either fails.
         Saving a generation already in this archive (or being saved by another
         thread) returns its record instead of writing a second copy.
+        ``parent_id`` records the image it was made from (``aregenerate`` sets it).
         """
-        record = self._save_once(generation, batch_id=batch_id, tags=tuple(tags), want_record=True)
+        record = self._save_once(
+            generation,
+            batch_id=batch_id,
+            tags=clean_tags(tags),
+            parent_id=parent_id,
+            want_record=True,
+        )
         assert record is not None
         return record
 
     def _keep(self, generation: Generation) -> None:
         """``save`` without building the record nobody reads (``agenerate``'s hot path)."""
-        self._save_once(generation, batch_id=None, tags=(), want_record=False)
+        self._save_once(generation, batch_id=None, tags=(), parent_id=None, want_record=False)
 
     def _save_once(
         self,
@@ -134,6 +155,7 @@ class Archive:
         *,
         batch_id: str | None,
         tags: tuple[str, ...],
+        parent_id: str | None,
         want_record: bool,
     ) -> ArchiveRecord | None:
         key = id(generation)
@@ -147,7 +169,17 @@ class Archive:
                     break
             waiter.wait()
         try:
-            return self._save(generation, batch_id=batch_id, tags=tags, want_record=want_record)
+            with self._saving_lock:
+                written = self._unindexed.get(generation)
+            if written is not None and written[0].is_file():
+                return self._add_row(generation, *written, tags=tags, want_record=want_record)
+            return self._save(
+                generation,
+                batch_id=batch_id,
+                tags=tags,
+                parent_id=parent_id if parent_id is not None else PARENT_ID.get(),
+                want_record=want_record,
+            )
         finally:
             with self._saving_lock:
                 self._saving.pop(key).set()
@@ -161,11 +193,14 @@ class Archive:
         *,
         batch_id: str | None,
         tags: tuple[str, ...],
+        parent_id: str | None,
         want_record: bool = True,
     ) -> ArchiveRecord | None:
         now = utcnow()
         gen_id = new_id(now)
-        info = generation_info(generation, gen_id=gen_id, created_at=now, batch_id=batch_id)
+        info = generation_info(
+            generation, gen_id=gen_id, created_at=now, batch_id=batch_id, parent_id=parent_id
+        )
         day = f"{now:%Y-%m-%d}"
         seed = f"_s{generation.seed}" if generation.seed is not None else ""
         rel_path = os.path.join("images", day, f"{gen_id}_{slug(generation.model)}{seed}.png")
@@ -186,29 +221,64 @@ class Archive:
                 "It was not archived; the image is still in memory (.png_bytes).",
                 generation,
             ) from exc
-        fields = fields_from_info(info)
         row = row_from_fields(
-            fields, info["created_at"], rel_path, rel_thumb, tags_text(tags), pixery_json
+            fields_from_info(info), info["created_at"], rel_path, rel_thumb, pixery_json
         )
-        try:
-            self._insert(row)
-        except sqlite3.Error as exc:
-            raise self._error(
-                f"The image was saved to {final} but could not be added to the archive index "
-                f"({exc}); Archive().reindex() will add it.",
-                generation,
-            ) from exc
-        generation.path = final
-        generation.id = gen_id
-        # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
-        # costs more than the whole save) is made when first shown, or by a batch
-        # that needs it for its grid anyway (``athumbnail``), then kept on disk.
-        self._durable.add(final)
+        with self._saving_lock:
+            self._unindexed[generation] = (final, row)  # until the row is in
+        self._add_row(generation, final, row, tags=tags, want_record=False)
         if not want_record:
             return None
         return self._record_from_info(
             info, Path(rel_path), Path(rel_thumb), tags=tags, params_json=pixery_json
         )
+
+    def _add_row(
+        self,
+        generation: Generation,
+        final: Path,
+        row: tuple[Any, ...],
+        *,
+        tags: tuple[str, ...],
+        want_record: bool,
+    ) -> ArchiveRecord | None:
+        """Index a file just written (or written by an earlier attempt whose row failed)."""
+        try:
+            self._insert(row, tags, ignore=True)  # a reindex may have added it meanwhile
+        except (ArchiveError, sqlite3.Error) as exc:
+            raise self._error(
+                f"The image was saved to {final} but could not be added to the archive index "
+                f"({exc}); saving it again (retry_failed() in a batch) or Archive().reindex() "
+                "will add it without writing it twice.",
+                generation,
+            ) from exc
+        with self._saving_lock:
+            self._unindexed.pop(generation, None)
+        generation.path = final
+        generation.id = row[0]
+        # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
+        # costs more than the whole save) is made when first shown, or by a batch
+        # that needs it for its grid anyway (``athumbnail``), then kept on disk.
+        self._durable.add(final)
+        self._words_later()
+        return self.get(row[0]) if want_record else None
+
+    def _words_later(self) -> None:
+        """Index the words of the images just saved on the background thread, in one
+        batch for all that arrived meanwhile (a search does it at once if sooner)."""
+        with self._saving_lock:
+            if self._words_queued:
+                return
+            self._words_queued = True
+        self._background.submit(self._catch_up_words)
+
+    def _catch_up_words(self) -> None:
+        with self._saving_lock:
+            self._words_queued = False
+        try:
+            self._index.catch_up_words()
+        except ArchiveError as exc:  # the next search, or the next save, tries again
+            log.warning("could not index the newest images' words: %s", exc)
 
     async def athumbnail(self, record: ArchiveRecord, png: bytes) -> bytes:
         """The record's thumbnail, made off the event loop and kept beside the image."""
@@ -222,10 +292,17 @@ class Archive:
         self._background.submit(lambda: None).result()
 
     async def asave(
-        self, generation: Generation, *, batch_id: str | None = None, tags: Iterable[str] = ()
+        self,
+        generation: Generation,
+        *,
+        batch_id: str | None = None,
+        tags: Iterable[str] = (),
+        parent_id: str | None = None,
     ) -> ArchiveRecord:
         """``save`` off the event loop (encoding and writing run in a worker thread)."""
-        return await asyncio.to_thread(self.save, generation, batch_id=batch_id, tags=tuple(tags))
+        return await asyncio.to_thread(
+            self.save, generation, batch_id=batch_id, tags=tuple(tags), parent_id=parent_id
+        )
 
     @staticmethod
     def _error(message: str, generation: Generation) -> ArchiveError:
@@ -243,23 +320,37 @@ class Archive:
     def reference_images(self, ref_hash: str) -> list[bytes]:
         """The reference images stored under ``ref_hash``, in their original order."""
         folder = self.root / "references" / ref_hash
-        files = (
-            sorted((p for p in folder.glob("*.*") if p.stem.isdigit()), key=lambda p: int(p.stem))
-            if folder.is_dir()
-            else []
-        )
-        if not files:
+        try:
+            files = (
+                sorted(
+                    (p for p in folder.glob("*.*") if p.stem.isdigit()), key=lambda p: int(p.stem)
+                )
+                if folder.is_dir()
+                else []
+            )
+            images = [p.read_bytes() for p in files]
+        except OSError as exc:
+            raise ArchiveError(f"Could not read the reference images in {folder}: {exc}.") from None
+        if not images:
             raise ArchiveError(
                 f"The reference image(s) {ref_hash} are not in the archive at {self.root}; "
                 "pass reference= to regenerate."
             )
-        return [p.read_bytes() for p in files]
+        return images
 
-    def _insert(self, row: tuple[Any, ...], *, ignore: bool = False) -> bool:
-        """Add one index row (``row_from_fields``); False when ``ignore`` and it is there."""
-        with self._lock, self._conn:
-            cursor = self._conn.execute(INSERT_OR_IGNORE if ignore else INSERT, row)
-        return cursor.rowcount > 0
+    def _insert(
+        self, row: tuple[Any, ...], tags: Sequence[str] = (), *, ignore: bool = False
+    ) -> bool:
+        """Add one index row (``row_from_fields``) and its tags; False when ``ignore`` and
+        it is there."""
+        with self._index.write("add the image to the archive index") as conn:
+            added = conn.execute(INSERT_OR_IGNORE if ignore else INSERT, row).rowcount > 0
+            if tags:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO tags (record_id, tag) VALUES (?, ?)",
+                    [(row[0], t) for t in tags],
+                )
+        return added
 
     def _record_from_info(
         self,
@@ -280,130 +371,19 @@ class Archive:
             archive=self,
         )
 
-    def tag(self, record_id: str | ArchiveRecord, *tags: str) -> ArchiveRecord:
-        """Add ``tags`` to a record; returns the updated record."""
-        rec = self.get(record_id.id if isinstance(record_id, ArchiveRecord) else record_id)
-        merged = tuple(dict.fromkeys((*rec.tags, *(t.strip() for t in tags if t.strip()))))
-        with self._lock, self._conn:
-            self._conn.execute(
-                "UPDATE generations SET tags = ? WHERE id = ?", (tags_text(merged), rec.id)
-            )
-        return self.get(rec.id)
-
     def reindex(self) -> int:
         """Add every archived PNG that has no row (a crash between file and row); the count.
 
-        The row is rebuilt from the JSON chunk the PNG carries; PNGs without one are skipped.
-        Thumbnails are made when first shown, as for any other record.
+        The row is rebuilt from the JSON chunk the PNG carries (PNGs without one are
+        skipped), and the word index is brought in step with the rows. Leftovers of a
+        process killed while saving are recovered first (see ``leftovers``).
         """
-        known = {row[0] for row in self._query("SELECT id FROM generations", ())}
-        added = 0
-        for png_path in sorted((self.root / "images").glob("*/*.png")):
-            gen_id = png_path.name.split("_", 1)[0]
-            if gen_id in known:
-                continue
-            try:
-                raw = png_path.read_bytes()
-                text = read_text_chunks(raw).get("pixery")
-                info = json.loads(text) if text else None
-            except (OSError, ValueError):
-                continue
-            if not isinstance(info, dict) or "id" not in info or "created_at" not in info:
-                continue
-            rel_path = str(png_path.relative_to(self.root))
-            rel_thumb = os.path.join("thumbs", png_path.parent.name, f"{info['id']}.jpg")
-            row = row_from_fields(
-                fields_from_info(info), info["created_at"], rel_path, rel_thumb, "", text or "{}"
-            )
-            if self._insert(row, ignore=True):
-                added += 1
-        return added
+        return recover_leftovers(self).indexed + upkeep.reindex(self)
 
-    # -- reading ----------------------------------------------------------------------------------
+    def empty_trash(self) -> Cleanup:
+        """Delete the trashed images (files, thumbnails, rows, tags); says how much was freed."""
+        return upkeep.empty_trash(self)
 
-    def _query(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return list(self._conn.execute(sql, tuple(args)))
-            except sqlite3.Error as exc:
-                raise ArchiveError(
-                    f"Could not read the archive index {self.db_path}: {exc}."
-                ) from None
-
-    def _from_row(self, row: sqlite3.Row) -> ArchiveRecord:
-        info = dict(row)
-        params = json.loads(info.pop("params_json") or "{}")
-        thumb = info.get("thumb_path")
-        return ArchiveRecord(
-            **{
-                k: info[k]
-                for k in COLUMNS
-                if k not in ("params_json", "created_at", "path", "thumb_path", "tags")
-            },
-            created_at=dt.datetime.fromisoformat(info["created_at"]),
-            path=self.root / info["path"],
-            thumb_path=self.root / thumb if thumb else None,
-            tags=tags_tuple(info["tags"]),
-            params=params,
-            archive=self,
-        )
-
-    def get(self, record_id: str) -> ArchiveRecord:
-        """The record with this id; ``KeyError`` if there is none."""
-        rows = self._query("SELECT * FROM generations WHERE id = ?", (record_id,))
-        if not rows:
-            raise KeyError(f"No archived image with id {record_id!r} in {self.root}.")
-        return self._from_row(rows[0])
-
-    def records(self, limit: int | None = 100, offset: int = 0) -> Records:
-        """The newest records first."""
-        return self.search(limit=limit, offset=offset)
-
-    def search(
-        self,
-        text: str | None = None,
-        *,
-        model: str | None = None,
-        tag: str | None = None,
-        since: dt.datetime | dt.date | str | float | None = None,
-        until: dt.datetime | dt.date | str | float | None = None,
-        batch: str | None = None,
-        limit: int | None = 100,
-        offset: int = 0,
-    ) -> Records:
-        """Records matching every filter given, newest first.
-
-        ``text`` matches prompt or negative prompt (case-insensitive substring);
-        ``since``/``until`` take a datetime, a date, an ISO string or a Unix time.
-        """
-        where: list[str] = []
-        args: list[Any] = []
-        if text:
-            where.append("(prompt LIKE ? ESCAPE '\\' OR negative_prompt LIKE ? ESCAPE '\\')")
-            args += [f"%{like_escape(text)}%"] * 2
-        if model:
-            where.append("model = ?")
-            args.append(model)
-        if tag:
-            where.append("tags LIKE ? ESCAPE '\\'")
-            args.append(f"%,{like_escape(tag.strip())},%")
-        if since is not None:
-            where.append("created_at >= ?")
-            args.append(to_iso(since))
-        if until is not None:
-            where.append("created_at < ?")
-            args.append(to_iso(until))
-        if batch:
-            where.append("batch_id = ?")
-            args.append(batch)
-        sql = "SELECT * FROM generations"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            args += [int(limit), int(offset)]
-        return Records(self._from_row(r) for r in self._query(sql, args))
-
-    def _repr_html_(self) -> str:
-        return self.records(limit=50)._repr_html_()
+    def forget_missing(self) -> Cleanup:
+        """Drop the records whose image file is gone (deleted by hand); says how many."""
+        return upkeep.forget_missing(self)

@@ -21,6 +21,7 @@ API key (keys are masked before any message is built).
     ├── BadResponseError .......... the answer is not what the contract says
     │   └── ImageDecodeError ...... the image bytes are not a usable image
     └── ArchiveError .............. an image could not be written to disk
+        └── RecordNotFoundError ... no archived image with that id (also a KeyError)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "ModelUnavailableError",
     "PixeryError",
     "RateLimitError",
+    "RecordNotFoundError",
     "RequestRejectedError",
     "ServerError",
     "ServerTimeoutError",
@@ -145,3 +147,7 @@ class ImageDecodeError(BadResponseError):
 
 class ArchiveError(PixeryError):
     """An image could not be saved to the archive."""
+
+
+class RecordNotFoundError(ArchiveError, KeyError):
+    """No archived image with that id (a ``KeyError`` too, as for a mapping)."""
