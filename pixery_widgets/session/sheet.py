@@ -333,9 +333,9 @@ class ContactSheet:
             ("image/png", png) if len(png) <= LIGHT_PNG_BYTES else ("image/jpeg", self.jpeg(page))
         )
 
-    def full_images(self) -> list[Image.Image]:
-        """The sheets drawn again with every image at its own size."""
-        return ContactSheet(self.batch, self._plan, display=False).images
+    def full(self) -> ContactSheet:
+        """The same sheets drawn again with every image at its own size (not archived)."""
+        return ContactSheet(self.batch, self._plan, display=False)
 
     def save(self, path: str | os.PathLike[str], *, full: bool = True) -> list[Path]:
         """Write the sheets as PNG (full resolution unless ``full=False``): ``path`` for one,
@@ -343,7 +343,7 @@ class ContactSheet:
         from ..archive import add_text_chunks, write_atomic
 
         target = Path(path)
-        images = self.full_images() if full else self.images
+        images = self.full().images if full else self.images
         written = []
         for k, image in enumerate(images):
             out = (

@@ -35,8 +35,8 @@ def font(size: int) -> Font:
 
 
 def font_size(cell: Sequence[int]) -> int:
-    """Text height for cells of this size: about a twelfth of a side, 12 to 40 px."""
-    return max(12, min(40, round(min(cell) / 12)))
+    """Text height for cells of this size: about a twelfth of a side, 12 to 64 px."""
+    return max(12, min(64, round(min(cell) / 12)))
 
 
 def wrap(text: str, face: Font, width: float, max_lines: int) -> list[str]:

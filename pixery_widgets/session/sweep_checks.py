@@ -59,6 +59,33 @@ def _check_one(
     get_provider(request.provider).validate(request)
 
 
+def _check_values(
+    sweep: Sweep,
+    specs: Sequence[ModelSpec],
+    fields: Mapping[str, Any],
+    context: dict[str, Any],
+    names: Sequence[str],
+) -> None:
+    """Each value of the named vary= axes on its own, with each model; names the first bad one."""
+    prompt = sweep.jobs[0].prompt
+    for name in names:
+        axis = sweep.axis(name)
+        for i, value in enumerate(axis.values):
+            own = dict(axis_overrides(axis, value)) if name not in ("prompt", "seed") else {}
+            for spec in specs:
+                try:
+                    _check_one(
+                        value if name == "prompt" else prompt,
+                        spec,
+                        value if name == "seed" else None,
+                        {**fields, **own},
+                        context,
+                    )
+                except InvalidRequestError as exc:
+                    more = f" with {spec.id}" if len(specs) > 1 else ""
+                    raise placed(exc, axis.where(i) + more) from None
+
+
 async def validate_sweep(
     sweep: Sweep,
     specs: Sequence[ModelSpec],
@@ -69,8 +96,9 @@ async def validate_sweep(
     """Everything checkable, before anything is sent; the first refusal says where it is.
 
     First each model with the batch's own settings (a LoRA asks the server's ``/loras``,
-    a cloud model wants its key), then each value of each vary= axis with each model,
-    then each image's whole request.
+    a cloud model wants its key); then each value of each vary= axis with each model,
+    and each image's whole request; last, a LoRA axis against the server's list (one
+    ``/loras``, asked only when everything else is right).
     """
     from ..providers.selfhosted import client_for
     from ..providers.status import known_models
@@ -81,29 +109,9 @@ async def validate_sweep(
         await prepare_request(
             first.prompt, spec.id, settings, seed=first.seed, extra=dict(extra) or None, **fields
         )
-    lora_axis = "lora" in sweep.order and any(sweep.axis("lora").values)
-    loras = (
-        await client_for(settings).loras() if lora_axis and any(s.is_local for s in specs) else None
-    )
-    context = {"local": known_models(settings.selfhosted_url) or (), "loras": loras}
-    context["extra"] = dict(extra) or None
-    prompt = sweep.jobs[0].prompt
-    for name in sweep.order:
-        axis = sweep.axis(name)
-        for i, value in enumerate(axis.values):
-            for spec in specs:
-                where = axis.where(i) + (f" with {spec.id}" if len(specs) > 1 else "")
-                own = dict(axis_overrides(axis, value)) if name not in ("prompt", "seed") else {}
-                try:
-                    _check_one(
-                        value if name == "prompt" else prompt,
-                        spec,
-                        value if name == "seed" else None,
-                        {**fields, **own},
-                        context,
-                    )
-                except InvalidRequestError as exc:
-                    raise placed(exc, where) from None
+    local = known_models(settings.selfhosted_url) or ()
+    context: dict[str, Any] = {"local": local, "loras": None, "extra": dict(extra) or None}
+    _check_values(sweep, specs, fields, context, sweep.order)
     by_id = {s.id: s for s in specs}
     for job in sweep.jobs:
         try:
@@ -113,3 +121,8 @@ async def validate_sweep(
         except InvalidRequestError as exc:
             where = f"image {job.index + 1} of {len(sweep.jobs)} ({sweep.where(job)})"
             raise placed(exc, where) from None
+    if "lora" in sweep.order and any(sweep.axis("lora").values):
+        local_specs = [s for s in specs if s.is_local]
+        if local_specs:
+            context["loras"] = await client_for(settings).loras()
+            _check_values(sweep, local_specs, fields, context, ["lora"])
