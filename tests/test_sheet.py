@@ -132,6 +132,12 @@ def test_z_makes_a_sheet_per_value_and_other_varied_axes_more_sheets(sim, tmp_pa
     default = batch.grid()  # x, y: the vary= axes; the models make two sheets
     assert (default.x.name, default.y.name) == ("lora_scale", "seed")
     assert [a.name for a in default.page_axes] == ["model"] and len(default) == 2
+    only_z = batch.grid(z="seed")  # x and y: the others that vary, in order
+    assert (only_z.x.name, only_z.y.name, [a.name for a in only_z.page_axes]) == (
+        "lora_scale",
+        "model",
+        ["seed"],
+    )
     chosen = batch.grid(x="model", y="seed", z="lora_scale")
     assert len(chosen) == 2 and [m["title"] for m in chosen.meta] == [
         "LoRA scale: 0",

@@ -526,8 +526,8 @@ class Batch:
     def grid(
         self, x: str | None = None, y: str | None = None, z: str | None = None, **options: Any
     ) -> ContactSheet:
-        """A labelled contact sheet of the images on two axes, one sheet per ``z`` value;
-        archived beside the images. Without arguments: the axes that vary. See ``session.sheet``."""
+        """A labelled contact sheet of the images on two axes, one sheet per ``z`` value,
+        archived beside the images; axes not named are those that vary. See ``session.sheet``."""
         from .sheet import contact_sheet
 
         return contact_sheet(self, x, y, z, **options)

@@ -4,9 +4,9 @@
 values along the columns and the y axis's down the rows, each labelled with the
 field and the value (a Prompt S/R axis by its word, a prompt shortened). A failed
 cell is a labelled blank with its reason; one not made yet says so. There is one
-sheet per value of ``z``, and an axis that varies but is none of x, y and z makes
-more sheets the same way. Without arguments the axes that vary are used: the
-vary= axes in the order given, then model, prompt and seed.
+sheet per value of ``z``. Axes not named are taken from those that vary (the vary=
+axes in the order given, then model, prompt and seed): the first fills x, the next
+y, and any left over make more sheets, as z does.
 
 The sheets shown are light (cells at most ``DISPLAY_CELL`` px, each sheet at most
 ``DISPLAY_PIXELS``); ``.save(path)`` draws them again at full resolution. Each is
@@ -107,17 +107,15 @@ class _Plan:
 
 
 def _pick(sweep: Sweep, x: str | None, y: str | None, z: str | None) -> list[Axis | None]:
-    """[x, y, *page axes]: the ones asked for, or those that vary; the rest make pages."""
-    if x is None and y is None and z is None:
-        varied: list[Axis | None] = list(sweep.varied)
-        chosen = [*varied, None, None][:2]
-        return [*chosen, *varied[2:]]
+    """[x, y, *page axes]: those named, the others that vary filling x, y, then more pages."""
     named = [sweep.axis(n) if n is not None else None for n in (x, y, z)]
     names = [a.name for a in named if a is not None]
     if len(set(names)) != len(names):
         raise InvalidRequestError(f"An axis can be on one side of a sheet only, got {names}.")
-    rest = [a for a in sweep.varied if a.name not in names]
-    return [named[0], named[1], *(a for a in named[2:] if a is not None), *rest]
+    free: list[Axis | None] = [a for a in sweep.varied if a.name not in names]
+    xa = named[0] if x is not None else (free.pop(0) if free else None)
+    ya = named[1] if y is not None else (free.pop(0) if free else None)
+    return [xa, ya, *(a for a in named[2:] if a is not None), *free]
 
 
 def _plan(sweep: Sweep, x: str | None, y: str | None, z: str | None) -> _Plan:
