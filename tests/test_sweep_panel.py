@@ -91,7 +91,8 @@ def test_generate_with_the_section_open_sweeps_and_shows_the_sheet(tmp_path, sim
     assert shown.format == "JPEG" and max(shown.size) <= SHEET_SIDE
     assert panel.sweep_section.sheet_image.layout.display == "block"
     assert "6/6 images" in panel.sweep_section.sheet_caption.value
-    assert str(sheet.paths[0]) in panel.sweep_section.sheet_caption.value
+    saved = sheet.paths[0].relative_to(tmp_path)  # shown relative to the working dir
+    assert saved.parts[0] == archive.name and str(saved) in panel.sweep_section.sheet_caption.value
     meta = read_sheet(sheet.paths[0])
     assert [c["record_id"] for c in meta["cells"]] == [
         batch.results[c["job"]].id for c in meta["cells"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import io
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
@@ -36,6 +37,14 @@ def _small(text: str, colour: str = "var(--jp-ui-font-color2,#616161)") -> str:
         f'<span style="color:{colour};font-size:var(--jp-ui-font-size1,13px)">'
         f"{html.escape(text)}</span>"
     )
+
+
+def _short(path: Path) -> str:
+    """The path relative to the working directory when it lies below it (short captions)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 class SweepSection(w.VBox):
@@ -111,7 +120,7 @@ class SweepSection(w.VBox):
         image.thumbnail((SHEET_SIDE, SHEET_SIDE))
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=88)
-        where = f" · archived as {sheet.paths[0]}" if sheet.paths else ""
+        where = f" · archived as {_short(sheet.paths[0])}" if sheet.paths else ""
         more = f" · sheet 1 of {len(sheet)} (all: panel.sheet)" if len(sheet) > 1 else ""
         with self.hold_sync():
             self.sheet_image.value = buf.getvalue()
