@@ -18,7 +18,14 @@ from ..core.errors import ArchiveError
 from .files import write_atomic
 from .png import add_text_chunks, read_text_chunks
 
-__all__ = ["SHEETS_DIR", "SHEET_CHUNK", "read_sheet", "save_sheet", "sheet_paths"]
+__all__ = [
+    "SHEETS_DIR",
+    "SHEET_CHUNK",
+    "read_sheet",
+    "save_sheet",
+    "sheet_paths",
+    "with_sheet_json",
+]
 
 #: The folder of the archive that holds contact sheets.
 SHEETS_DIR = "sheets"
@@ -28,6 +35,16 @@ SHEET_CHUNK = "pixery-sheet"
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "sheet"
+
+
+def with_sheet_json(
+    png: bytes, meta: Mapping[str, Any], redact: Callable[[str], str] | None = None
+) -> tuple[bytes, str]:
+    """(the PNG carrying ``meta`` as its ``pixery-sheet`` text chunk, the JSON text)."""
+    text = json.dumps(meta, ensure_ascii=True, default=str)
+    if redact is not None:
+        text = redact(text)
+    return add_text_chunks(png, {SHEET_CHUNK: text}), text
 
 
 def save_sheet(
@@ -43,12 +60,10 @@ def save_sheet(
 
     Raises ``ArchiveError`` when either cannot be written.
     """
-    text = json.dumps(meta, ensure_ascii=True, default=str)
-    if redact is not None:
-        text = redact(text)
     path = root / SHEETS_DIR / _safe(batch_id) / f"{_safe(name)}.png"
     try:
-        write_atomic(path, add_text_chunks(png, {SHEET_CHUNK: text}))
+        data, text = with_sheet_json(png, meta, redact)
+        write_atomic(path, data)
         write_atomic(path.with_suffix(".json"), text.encode("ascii"))
     except (OSError, ValueError) as exc:
         raise ArchiveError(

@@ -20,24 +20,22 @@ import base64
 import datetime as dt
 import html
 import io
-import itertools
 import logging
 import math
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
-from ..archive.files import THUMB_SIDE
-from ..archive.sheets import save_sheet
+from ..archive.files import THUMB_SIDE, write_atomic
+from ..archive.sheets import save_sheet, with_sheet_json
 from ..core.errors import ArchiveError, InvalidRequestError
 from ..core.types import Generation
 from .sheet_draw import BLANK, FAIL, Layout, draw_labels, draw_note, fit, fit_size
-from .sweep import Axis, Sweep
+from .sheet_plan import Cell, SheetPlan, cell_of, picture_of, plan_sheet
 
 if TYPE_CHECKING:
     from .batch import Batch
@@ -60,103 +58,6 @@ DISPLAY_CELL = 512
 #: A sheet shown in a notebook as PNG up to this size, as JPEG above it.
 LIGHT_PNG_BYTES = 1_000_000
 SHEET_KIND = "pixery-contact-sheet"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One cell of a sheet: which job it shows, and its image's record id when archived.
-
-    ``status``: "ok", "not archived" (arrived, not saved), "failed", "cancelled", "pending".
-    """
-
-    col: int
-    row: int
-    job: int
-    status: str
-    record_id: str | None = None
-    reason: str | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Which axis goes where, and which job sits in each cell of each page."""
-
-    x: Axis | None
-    y: Axis | None
-    pages: tuple[Axis, ...]
-    grids: tuple[tuple[tuple[int, ...], ...], ...]  # per page, per row: job index per column
-    page_values: tuple[tuple[int, ...], ...]
-
-    @property
-    def cols(self) -> int:
-        return len(self.x) if self.x is not None else 1
-
-    @property
-    def rows(self) -> int:
-        return len(self.y) if self.y is not None else 1
-
-    def page_title(self, k: int) -> str:
-        return "  ·  ".join(
-            a.title(i) for a, i in zip(self.pages, self.page_values[k], strict=True)
-        )
-
-    def page_stem(self, k: int) -> str:
-        names = [a.name if a is not None else "none" for a in (self.x, self.y)]
-        return "-".join(names) + (f"-p{k + 1}" if len(self.grids) > 1 else "")
-
-
-def _pick(sweep: Sweep, x: str | None, y: str | None, z: str | None) -> list[Axis | None]:
-    """[x, y, *page axes]: those named, the others that vary filling x, y, then more pages."""
-    named = [sweep.axis(n) if n is not None else None for n in (x, y, z)]
-    names = [a.name for a in named if a is not None]
-    if len(set(names)) != len(names):
-        raise InvalidRequestError(f"An axis can be on one side of a sheet only, got {names}.")
-    free: list[Axis | None] = [a for a in sweep.varied if a.name not in names]
-    xa = named[0] if x is not None else (free.pop(0) if free else None)
-    ya = named[1] if y is not None else (free.pop(0) if free else None)
-    return [xa, ya, *(a for a in named[2:] if a is not None), *free]
-
-
-def _plan(sweep: Sweep, x: str | None, y: str | None, z: str | None) -> _Plan:
-    picked = _pick(sweep, x, y, z)
-    xa, ya, pages = picked[0], picked[1], tuple(a for a in picked[2:] if a is not None)
-    shown = [a for a in (xa, ya, *pages) if a is not None]
-    where = [sweep.position(a.name) for a in shown]
-    jobs = {tuple(j.coords[p] for p in where): j.index for j in sweep.jobs}
-    grids, values = [], []
-    for page in itertools.product(*(range(len(a)) for a in pages)):
-        rows = []
-        for r in range(len(ya) if ya is not None else 1):
-            row = []
-            for c in range(len(xa) if xa is not None else 1):
-                key = (*((c,) if xa else ()), *((r,) if ya else ()), *page)
-                row.append(jobs[key])
-            rows.append(tuple(row))
-        grids.append(tuple(rows))
-        values.append(tuple(page))
-    return _Plan(xa, ya, pages, tuple(grids), tuple(values))
-
-
-def _cell(batch: Batch, col: int, row: int, index: int) -> Cell:
-    result = batch.results[index]
-    if isinstance(result, Generation):
-        archived = batch.archive is None or result.id is not None
-        status = "ok" if archived else "not archived"
-        return Cell(col, row, index, status, result.id)
-    if result is None:
-        return Cell(col, row, index, "pending")
-    if result.generation is not None:
-        return Cell(col, row, index, "not archived", reason=result.reason)
-    status = "cancelled" if result.reason == "cancelled" else "failed"
-    return Cell(col, row, index, status, reason=result.reason, message=result.error.message)
-
-
-def _picture(batch: Batch, index: int) -> Generation | None:
-    result = batch.results[index]
-    if isinstance(result, Generation):
-        return result
-    return getattr(result, "generation", None)
 
 
 def _native(g: Generation) -> tuple[int, int]:
@@ -199,12 +100,12 @@ class ContactSheet:
     which job and record each cell holds.
     """
 
-    def __init__(self, batch: Batch, plan: _Plan, *, display: bool = True) -> None:
+    def __init__(self, batch: Batch, plan: SheetPlan, *, display: bool = True) -> None:
         self.batch = batch
         self._plan = plan
         self.x, self.y, self.page_axes = plan.x, plan.y, plan.pages
         self.cells: list[list[Cell]] = [
-            [_cell(batch, c, r, i) for r, row in enumerate(grid) for c, i in enumerate(row)]
+            [cell_of(batch, c, r, i) for r, row in enumerate(grid) for c, i in enumerate(row)]
             for grid in plan.grids
         ]
         self.paths: list[Path] = []
@@ -213,7 +114,7 @@ class ContactSheet:
         self._png: dict[int, bytes] = {}
         self._jpeg: dict[int, bytes] = {}
         indices = sorted({i for grid in plan.grids for row in grid for i in row})
-        self._gens = {i: g for i in indices if (g := _picture(batch, i)) is not None}
+        self._gens = {i: g for i in indices if (g := picture_of(batch, i)) is not None}
         sizes = [_native(g) for g in self._gens.values()]
         self.native_cell = (
             (max(s[0] for s in sizes), max(s[1] for s in sizes)) if sizes else (512, 512)
@@ -336,23 +237,26 @@ class ContactSheet:
         return ContactSheet(self.batch, self._plan, display=False)
 
     def save(self, path: str | os.PathLike[str], *, full: bool = True) -> list[Path]:
-        """Write the sheets as PNG (full resolution unless ``full=False``): ``path`` for one,
-        ``<stem>-1.png``, ``<stem>-2.png``… for several. Returns the paths written."""
-        from ..archive import add_text_chunks, write_atomic
-
-        target = Path(path)
+        """Write the sheets as PNG, with their JSON, at full resolution unless ``full=False``:
+        ``path`` for one, ``<stem>-1.png``, ``<stem>-2.png``… for several. Returns the paths."""
+        target = Path(path).expanduser()
         images = self.full().images if full else self.images
         written = []
         for k, image in enumerate(images):
-            out = (
-                target
-                if len(images) == 1
-                else target.with_name(f"{target.stem}-{k + 1}{target.suffix or '.png'}")
-            )
+            out = target
+            if len(images) > 1:
+                out = target.with_name(f"{target.stem}-{k + 1}{target.suffix or '.png'}")
             buf = io.BytesIO()
             image.save(buf, format="PNG")
-            meta = self.meta[k] if k < len(self.meta) else self.describe(k)
-            write_atomic(out, add_text_chunks(buf.getvalue(), {"pixery-sheet": _json(meta)}))
+            data, _ = with_sheet_json(
+                buf.getvalue(), self.meta[k] if self.meta else self.describe(k)
+            )
+            try:
+                write_atomic(out, data)
+            except OSError as exc:
+                raise ArchiveError(
+                    f"Could not save the contact sheet to {out}: {exc.strerror or exc}."
+                ) from None
             written.append(out)
         return written
 
@@ -446,12 +350,6 @@ class ContactSheet:
         return "<div>" + "".join(figures) + "</div>"
 
 
-def _json(meta: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(meta, ensure_ascii=True, default=str)
-
-
 def contact_sheet(
     batch: Batch,
     x: str | None = None,
@@ -465,7 +363,7 @@ def contact_sheet(
         raise InvalidRequestError(
             "This batch was not planned by run_batch; it has no axes to draw."
         )
-    sheet = ContactSheet(batch, _plan(batch.sweep, x, y, z))
+    sheet = ContactSheet(batch, plan_sheet(batch.sweep, x, y, z))
     if archive:
         sheet._archive()
     return sheet
