@@ -248,9 +248,8 @@ class ContactSheet:
                 out = target.with_name(f"{target.stem}-{k + 1}{target.suffix or '.png'}")
             buf = io.BytesIO()
             image.save(buf, format="PNG")
-            data, _ = with_sheet_json(
-                buf.getvalue(), self.meta[k] if self.meta else self.describe(k)
-            )
+            meta = self.meta[k] if k < len(self.meta) else self.describe(k)
+            data, _ = with_sheet_json(buf.getvalue(), meta, self.batch._settings.redact)
             try:
                 write_atomic(out, data)
             except OSError as exc:
