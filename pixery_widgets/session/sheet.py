@@ -95,9 +95,10 @@ def _pictures(
 class ContactSheet:
     """A batch's images on labelled grids: ``.images`` (as shown), ``.save(path)`` (full size).
 
-    Shows inline as one light PNG (several sheets: as HTML, one after the other).
-    ``.paths`` are the archived copies, ``.meta`` their JSON, ``.cell(col, row)``
-    which job and record each cell holds.
+    Shows inline as one light image: its PNG, or a JPEG when the PNG passes
+    ``LIGHT_PNG_BYTES`` (several sheets: as HTML, one after the other). ``.paths``
+    are the archived copies, ``.meta`` their JSON, ``.cell(col, row)`` which job and
+    record each cell holds.
     """
 
     def __init__(self, batch: Batch, plan: SheetPlan, *, display: bool = True) -> None:
@@ -119,6 +120,7 @@ class ContactSheet:
         self.native_cell = (
             (max(s[0] for s in sizes), max(s[1] for s in sizes)) if sizes else (512, 512)
         )
+        self._display = display
         self.layout = self._layout(self._display_scale() if display else 1.0)
         self.images = self._draw(self.layout)
 
@@ -163,7 +165,8 @@ class ContactSheet:
         return scale
 
     def _draw(self, layout: Layout) -> list[Image.Image]:
-        thumbs = self.batch._thumbs if max(layout.cell) <= THUMB_SIDE else {}
+        small = self._display and max(layout.cell) <= THUMB_SIDE
+        thumbs = self.batch._thumbs if small else {}  # made by the batch for its own grid
         pictures = _pictures(self._gens, thumbs, layout.cell)
         sheets = []
         for k, cells in enumerate(self.cells):
