@@ -51,6 +51,7 @@ from .session.generate import agenerate, generate
 from .session.ledger import LEDGER as session_ledger
 from .session.menu import MenuEntry, model_menu
 from .session.progress import use_notebook_reporter
+from .session.sweep import prompt_sr
 
 #: The widgets load ipywidgets and anywidget: imported on first use, so that
 #: ``import pixery_widgets`` stays quick for scripts and batch jobs.
@@ -138,6 +139,7 @@ __all__ = [
     "last_batch",
     "load_settings",
     "model_menu",
+    "prompt_sr",
     "resolve_model",
     "run_batch",
     "session_ledger",

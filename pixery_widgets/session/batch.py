@@ -2,7 +2,8 @@
 
 Jobs are ordered prompt-major, then seed, then model, so a model comparison
 shows the same prompt and seed side by side; the result keeps that order
-whatever order images arrive in.
+whatever order images arrive in. A sweep's ``vary=`` axes nest between seed
+and model (``session.sweep``); ``batch.grid()`` draws them (``session.sheet``).
 
 Scheduling: each back end gets its own pool of workers, which take the next
 job the moment they are free (no waves): one at a time for a self-hosted
@@ -27,7 +28,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import random
 import secrets
 import sys
 import time
@@ -46,10 +46,14 @@ from ..core.sync import run_sync
 from ..core.types import Generation
 from ..providers.status import known_models
 from .progress import ProgressSnapshot, make_reporter
-from .validation import RANDOM_SEED_RANGE, as_references
+from .sweep import Sweep, plan_sweep
+from .sweep_checks import estimate_cost, validate_sweep
+from .validation import as_references
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from .sheet import ContactSheet
 
 __all__ = [
     "CLOUD_CONCURRENCY",
@@ -73,17 +77,26 @@ DEFAULT_CLOUD_CONCURRENCY = 4
 
 @dataclass(frozen=True)
 class Job:
-    """One image to make: a prompt, a model and a seed (``None``: the back end picks)."""
+    """One image to make: a prompt, a model and a seed (``None``: the back end picks).
+
+    A sweep's job also carries the request keywords its cell sets (``overrides``) and
+    its index on each of the sweep's axes (``coords``).
+    """
 
     index: int
     prompt: str
     model: str
     provider: str
     seed: int | None
+    overrides: tuple[tuple[str, Any], ...] = ()
+    coords: tuple[int, ...] = ()
 
     def label(self) -> str:
         seed = f"seed {self.seed}" if self.seed is not None else "random seed"
-        return f"#{self.index + 1} {self.model} · {seed}"
+        own = "".join(
+            f" · {k}={v:g}" if isinstance(v, float) else f" · {k}={v}" for k, v in self.overrides
+        )
+        return f"#{self.index + 1} {self.model} · {seed}{own}"
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,8 @@ class Batch:
         self._active = False
         self._reporter: Any = None
         self._unsubscribe: Callable[[], None] | None = None
+        #: Its axes and where each job sits on them (set by ``plan_batch``).
+        self.sweep: Sweep | None = None
 
     # -- what it holds ---------------------------------------------------------------------
 
@@ -443,7 +458,7 @@ class Batch:
                     seed=job.seed,
                     settings=self._settings,
                     archive=False,
-                    **self._params,
+                    **{**self._params, **dict(job.overrides)},
                 )
             except asyncio.CancelledError:
                 self.results[i] = JobFailure(job, cancelled_error())
@@ -493,6 +508,15 @@ class Batch:
 
     # -- display ----------------------------------------------------------------------------------
 
+    def grid(
+        self, x: str | None = None, y: str | None = None, z: str | None = None, **options: Any
+    ) -> ContactSheet:
+        """A labelled contact sheet of the images on two axes, one sheet per ``z`` value,
+        archived beside the images; axes not named are those that vary. See ``session.sheet``."""
+        from .sheet import contact_sheet
+
+        return contact_sheet(self, x, y, z, **options)
+
     def _repr_html_(self) -> str:
         from ..core.grid import GridItem, grid_html
 
@@ -530,22 +554,6 @@ class Batch:
 # -- planning ------------------------------------------------------------------------------------
 
 
-def _seed_list(seeds: int | Iterable[int | None] | None) -> list[int | None] | None:
-    """``None`` → one back-end-chosen seed; an int n → n random seeds per prompt; else the seeds."""
-    if seeds is None:
-        return None
-    if isinstance(seeds, bool):
-        raise InvalidRequestError(f"seeds must be a count, a list of seeds or None, got {seeds!r}.")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise InvalidRequestError(f"seeds must be at least 1 when it is a count, got {seeds}.")
-        return []  # drawn per prompt
-    out = list(seeds)
-    if not out:
-        raise InvalidRequestError("seeds is empty; give at least one seed, a count, or None.")
-    return out
-
-
 def _check_concurrency(concurrency: int | Mapping[str, int] | None) -> None:
     values = (
         [concurrency]
@@ -564,29 +572,11 @@ def _check_concurrency(concurrency: int | Mapping[str, int] | None) -> None:
 def plan_jobs(
     prompts: Sequence[str], specs: Sequence[ModelSpec], seeds: int | Iterable[int | None] | None
 ) -> list[Job]:
-    """prompts × seeds × models, prompt-major, then seed, then model.
+    """prompts × seeds × models, prompt-major, then seed, then model (``plan_sweep`` without axes).
 
     Models without seed control get ``seed=None`` (one variation per seed slot).
     """
-    fixed = _seed_list(seeds)
-    rng = random.SystemRandom()
-    jobs: list[Job] = []
-    for prompt in prompts:
-        if fixed is None:
-            per_prompt: list[int | None] = [None]
-        elif fixed:
-            per_prompt = list(fixed)
-        else:
-            assert isinstance(seeds, int)
-            per_prompt = [rng.randrange(RANDOM_SEED_RANGE) for _ in range(seeds)]
-        for seed in per_prompt:
-            for spec in specs:
-                jobs.append(
-                    Job(
-                        len(jobs), prompt, spec.id, spec.provider, seed if spec.takes_seed else None
-                    )
-                )
-    return jobs
+    return list(plan_sweep(prompts, specs, seeds).jobs)
 
 
 @schema.with_request_fields(exclude=("seed",))
@@ -600,16 +590,15 @@ async def plan_batch(
     archive: bool | Archive = True,
     max_cost_usd: float | None = None,
     settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
     **params: Any,
 ) -> Batch:
     """Check everything and build the ``Batch`` without running it.
 
-    Order of refusals, all before any image request: bad prompts, models or
-    seeds; the cost guard; then each model's request check (which may ask a
-    self-hosted server for its LoRAs).
+    Order of refusals, all before any image request: bad prompts, models, seeds
+    or axes; the cost guard; then each model's request check (which may ask a
+    self-hosted server for its LoRAs), each axis value and each image's request.
     """
-    from .generate import prepare_request
-
     settings_given = settings is not None
     settings = settings if settings is not None else load_settings()
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -630,12 +619,9 @@ async def plan_batch(
     specs = list(
         {s.id: s for s in (resolve_model(m, local_models=local) for m in model_names)}.values()
     )
-    jobs = plan_jobs(prompt_list, specs, seeds)
-
-    width, height = (
-        schema.check_value(k, params.get(k, schema.field(k).default)) for k in ("width", "height")
-    )
-    estimate = round(sum(_spec(specs, j.model).estimated_cost(width, height) for j in jobs), 6)
+    sweep = plan_sweep(prompts, specs, seeds, vary, params)
+    jobs = list(sweep.jobs)
+    estimate = estimate_cost(jobs, specs, params)
     if max_cost_usd is not None and estimate > max_cost_usd + 1e-9:
         raise CostLimitError(
             f"This batch of {len(jobs)} images would cost about ${estimate:.3f}, above "
@@ -647,17 +633,7 @@ async def plan_batch(
     if params.get("reference") is not None:  # files read once for the batch, off the loop
         params["reference"] = await asyncio.to_thread(as_references, params["reference"])
     fields, options = schema.split(params)
-    for spec in specs:
-        first_seed = next((j.seed for j in jobs if j.model == spec.id), None)
-        await prepare_request(
-            prompt_list[0],
-            spec.id,
-            settings,
-            seed=first_seed,
-            extra=options,
-            keywords=_KEYWORDS,
-            **fields,
-        )
+    await validate_sweep(sweep, specs, settings, fields, options, keywords=_KEYWORDS)
 
     target: Archive | None
     if archive is False:
@@ -679,12 +655,9 @@ async def plan_batch(
         concurrency=concurrency,
         estimated_cost_usd=estimate,
     )
+    batch.sweep = sweep
     _last = batch
     return batch
-
-
-def _spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
-    return next(s for s in specs if s.id == model_id)
 
 
 # -- the public entry points ----------------------------------------------------------------------
@@ -702,6 +675,7 @@ async def arun_batch(
     max_cost_usd: float | None = None,
     progress: Any = True,
     settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
     **params: Any,
 ) -> Batch:
     """Make one image per (prompt, seed, model) and return the ``Batch`` when all are settled.
@@ -720,6 +694,12 @@ async def arun_batch(
     signature; ``seeds`` instead of ``seed``) and provider options, checked for every model
     before anything is sent.
 
+    ``vary`` sweeps any of those fields: ``{"cfg_scale": [4, 6, 8], "lora": [None,
+    "pixel_art"]}`` makes one image per combination, also crossed with prompts, seeds
+    and models; ``"size"`` takes (width, height) pairs. Results are nested prompt →
+    seed → the vary= axes in the order given → model; every combination is checked
+    and priced first (``session.sweep``). ``batch.grid()`` draws the contact sheet.
+
     A failed job does not stop the others; see ``.failed`` and ``retry_failed()``.
     """
     batch = await plan_batch(
@@ -731,6 +711,7 @@ async def arun_batch(
         archive=archive,
         max_cost_usd=max_cost_usd,
         settings=settings,
+        vary=vary,
         **params,
     )
     await batch._execute(range(len(batch.jobs)), progress)
