@@ -79,7 +79,7 @@ def test_agenerate_takes_the_schemas_fields_and_its_own_few_keywords():
 
 
 def test_the_batch_takes_the_schemas_fields_with_seeds_for_seed():
-    batch_own = {"seeds", "concurrency", "out_dir", "archive", "max_cost_usd", "progress"}
+    batch_own = {"seeds", "concurrency", "out_dir", "archive", "max_cost_usd", "progress", "vary"}
     assert keyword_names(px.arun_batch) == REQUEST_FIELDS - {"seed"} | batch_own | {"settings"}
 
 

@@ -121,7 +121,8 @@ def test_the_catalog_claims_no_capability_the_schema_denies_its_back_end():
 
 def test_the_panels_form_holds_only_request_fields():
     form = {f.name for f in dataclasses.fields(FormValues)}
-    assert form - set(FIELD_NAMES) == {"size", "count"}  # size is width × height
+    # size is width × height; count and the X/Y section's rows are the form's own
+    assert form - set(FIELD_NAMES) == {"size", "count", "sweep"}
 
 
 @pytest.mark.parametrize(

@@ -730,6 +730,7 @@ async def start_batch(
     max_cost_usd: float | None = None,
     progress: Any = True,
     settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
     **params: Any,
 ) -> Batch:
     """Check and start a batch in the background; returns the running ``Batch`` at once.
@@ -746,6 +747,7 @@ async def start_batch(
         archive=archive,
         max_cost_usd=max_cost_usd,
         settings=settings,
+        vary=vary,
         **params,
     )
     batch._loop = asyncio.get_running_loop()
@@ -772,6 +774,7 @@ def run_batch(
     max_cost_usd: float | None = None,
     progress: Any = True,
     settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
     **params: Any,
 ) -> Batch:
     """Sync twin of ``arun_batch``; in a kernel too. Interrupting the kernel cancels
@@ -786,6 +789,7 @@ def run_batch(
             archive=archive,
             max_cost_usd=max_cost_usd,
             settings=settings,
+            vary=vary,
             **params,
         )
     )

@@ -29,7 +29,6 @@ included) are read in ``sweep_text``.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import random
 import re
@@ -37,10 +36,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core import schema
 from ..core.catalog import ModelSpec
 from ..core.errors import InvalidRequestError
-from ..core.types import GenerationRequest
-from .validation import _LABELS as _RANGE_LABELS
 from .validation import RANDOM_SEED_RANGE
 
 if TYPE_CHECKING:
@@ -63,7 +61,6 @@ __all__ = [
 
 #: Axes that are not a request field of their own name.
 _SPECIAL = {"size": "Size", "prompt": "Prompt", "seed": "Seed", "model": "Model"}
-_TEXT_LABELS = {"negative_prompt": "Negative prompt", "lora": "LoRA"}
 #: Request fields that cannot be an axis, and why.
 _NOT_AXES = {
     "provider": "it follows from the model",
@@ -86,21 +83,20 @@ class AxisField:
     kind: str
 
 
-def _request_fields() -> dict[str, str]:
-    return {f.name: str(f.type) for f in dataclasses.fields(GenerationRequest)}
+def _request_fields() -> dict[str, schema.RequestField]:
+    return {f.name: f for f in schema.FIELDS}
 
 
 def axis_names() -> list[str]:
     """Every name ``vary=`` (or a sheet) accepts."""
     names = [n for n in _request_fields() if n not in _NOT_AXES]
-    return [*names, "size"]
+    return [*names, "model", "size"]
 
 
 def axis_field(name: str) -> AxisField:
-    """The one place an axis name is checked and described (the request schema will say this).
+    """The one place an axis name is checked and described, from the request schema.
 
-    Any request field may vary but the provider, the references and the extras; and
-    ``"size"``, a (width, height) pair.
+    Any request field may vary but the references; and ``"size"``, a (width, height) pair.
     """
     fields = _request_fields()
     if name in _NOT_AXES:
@@ -110,13 +106,13 @@ def axis_field(name: str) -> AxisField:
     elif name == "lora":
         kind = "lora"
     elif name in fields:
-        kind = fields[name].split(" ")[0]
-        kind = kind if kind in ("int", "float") else "text"
+        declared = fields[name].type
+        kind = declared.__name__ if declared in (int, float) else "text"
     else:
         raise InvalidRequestError(
             f"{name!r} is not a request field; a sweep can vary {', '.join(axis_names())}."
         )
-    label = _RANGE_LABELS.get(name) or _TEXT_LABELS.get(name) or _SPECIAL.get(name) or name
+    label = fields[name].label if name in fields and name not in _SPECIAL else _SPECIAL[name]
     return AxisField(name, label, kind)
 
 
