@@ -31,7 +31,7 @@ from ..core.errors import (
     RequestRejectedError,
     ServerError,
 )
-from ..core.images import decode_base64_image
+from ..core.images import check_image_bytes, decode_base64_image, split_base64_field
 from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
 from ._base import OnImage, Provider, detail_text, encode_json, parse_json, send
 
@@ -47,6 +47,7 @@ __all__ = [
     "parse_health",
     "parse_loras",
     "parse_models",
+    "read_generate_answer",
 ]
 
 HEALTH_TIMEOUT = 2.0
@@ -176,9 +177,17 @@ def parse_loras(data: Any) -> tuple[str, ...]:
 
 
 def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
-    """``/generate`` JSON → (image bytes, seed, parameters); the image is checked to decode."""
+    """``/generate`` JSON → (image bytes, seed, parameters); the image is checked to decode.
+
+    An ``image`` that is bytes was base64-decoded already, straight from the answer
+    (``read_generate_answer``): it is checked the same way.
+    """
     data = _require_dict(data, "/generate")
-    image = decode_base64_image(data.get("image"), provider="selfhosted", label="your server")
+    image = data.get("image")
+    if isinstance(image, bytes):
+        check_image_bytes(image, provider="selfhosted", label="your server")
+    else:
+        image = decode_base64_image(image, provider="selfhosted", label="your server")
     seed = data.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise BadResponseError(
@@ -186,6 +195,21 @@ def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
         )
     params = data.get("parameters")
     return image, seed, dict(params) if isinstance(params, dict) else {}
+
+
+def read_generate_answer(body: bytes, *, where: str) -> Any:
+    """The ``/generate`` answer's bytes → its JSON for ``parse_generate``.
+
+    The image's base64 is nearly all of it (4 MB for a 3 MB PNG), so when it can be
+    (``split_base64_field``) it is decoded straight from the body, and the JSON holds the
+    bytes; otherwise the whole is parsed, for the same result or the same error.
+    """
+    split = split_base64_field(body, "image")
+    if split is None:
+        return parse_json(body, where=where)
+    image, data = split
+    data["image"] = image
+    return data
 
 
 def error_from_status(status: int, body: bytes, where: str) -> ServerError:
@@ -239,10 +263,11 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str] | None]:
 
 
 def _arrived(
-    data: Any, request: GenerationRequest, started: float, on_image: OnImage | None
+    body: bytes, where: str, request: GenerationRequest, started: float, on_image: OnImage | None
 ) -> Generation:
-    """The ``/generate`` answer → a checked ``Generation``, handed to ``on_image`` (worker thread)."""
-    image, seed, params = parse_generate(data)
+    """The ``/generate`` answer's bytes → a checked ``Generation``, handed to ``on_image``
+    (worker thread: parsing MBs of JSON would stall the event loop)."""
+    image, seed, params = parse_generate(read_generate_answer(body, where=where))
     generation = Generation(
         png_bytes=image,
         seed=seed if seed is not None else request.seed,
@@ -278,8 +303,10 @@ class SelfHostedClient:
         timeout: float | httpx.Timeout,
         body: Any = None,
         content: bytes | None = None,
+        parse: bool = True,
     ) -> Any:
-        """``body`` as JSON, or ``content`` already encoded; the answer's JSON."""
+        """``body`` as JSON, or ``content`` already encoded; the answer's JSON (its bytes
+        with ``parse=False``, for an answer parsed off the event loop)."""
         where = _where(self.url)
         status, _headers, raw = await send(
             method,
@@ -292,7 +319,7 @@ class SelfHostedClient:
         )
         if not 200 <= status < 300:
             raise error_from_status(status, raw, where)
-        return parse_json(raw, where=f"{where} ({path})")
+        return parse_json(raw, where=f"{where} ({path})") if parse else raw
 
     async def health(self, timeout: float = HEALTH_TIMEOUT) -> HealthInfo:
         return parse_health(await self._json("GET", "/health", timeout=timeout))
@@ -317,16 +344,20 @@ class SelfHostedClient:
     ) -> Generation:
         """Draw one image; ``on_image`` runs in the worker thread that decoded it."""
         started = time.perf_counter()
+        route = "/generate"
         with _track_in_flight(self.url):
             if request.references:  # MBs of base64: encoded off the kernel's event loop
                 content = await asyncio.to_thread(encode_json, _generate_body(request))
-                data = await self._json(
-                    "POST", "/generate", timeout=GENERATE_TIMEOUT, content=content
+                answer = await self._json(
+                    "POST", route, timeout=GENERATE_TIMEOUT, content=content, parse=False
                 )
             else:
                 body = _generate_body(request)
-                data = await self._json("POST", "/generate", timeout=GENERATE_TIMEOUT, body=body)
-        return await asyncio.to_thread(_arrived, data, request, started, on_image)
+                answer = await self._json(
+                    "POST", route, timeout=GENERATE_TIMEOUT, body=body, parse=False
+                )
+        where = f"{_where(self.url)} ({route})"
+        return await asyncio.to_thread(_arrived, answer, where, request, started, on_image)
 
 
 #: Request field (``core/schema.py``) → its key in the ``/generate`` body: every field the
