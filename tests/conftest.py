@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pixery_widgets.providers.servers import forget_servers
 from pixery_widgets.providers.status import forget_known_models
 from pixery_widgets.sim import SimConfig, SimServer
 
@@ -93,7 +94,9 @@ def _archive_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_session_memory() -> Iterator[None]:
-    """Each test starts without the session's memory of server model lists."""
+    """Each test starts without the session's memory of server model lists and statuses."""
     forget_known_models()
+    forget_servers()
     yield
     forget_known_models()
+    forget_servers()

@@ -19,8 +19,8 @@ from ..core.images import ReferenceLike
 from ..core.sync import run_sync
 from ..core.types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, Generation, GenerationRequest
 from ..providers import get_provider
-from ..providers.selfhosted import client_for
-from ..providers.status import known_models
+from ..providers.pool import aloras
+from ..providers.servers import known_pool_models
 from .ledger import LEDGER
 from .validation import build_request
 
@@ -35,11 +35,11 @@ async def prepare_request(
     For a LoRA on the self-hosted server this asks the server's ``/loras``, so an
     unknown LoRA is refused before a slow ``/generate``.
     """
-    local = known_models(settings.selfhosted_url) or ()
+    local = known_pool_models(settings) or ()
     spec = resolve_model(model, local_models=local)
     server_loras = None
     if spec.is_local and params.get("lora"):
-        server_loras = await client_for(settings).loras()
+        server_loras = await aloras(settings)  # every server's that is up, for a pool
     request = build_request(prompt, model, local_models=local, server_loras=server_loras, **params)
     provider = get_provider(request.provider)
     provider.validate(request)
