@@ -44,6 +44,7 @@ from .core.types import (
     SelfHostedStatus,
     ServerState,
 )
+from .providers.servers import acheck_servers
 from .providers.status import acheck_selfhosted
 from .session.batch import Batch, JobFailure, arun_batch, last_batch, run_batch, start_batch
 from .session.generate import agenerate, generate
@@ -82,6 +83,11 @@ use_notebook_reporter(_notebook_progress)
 def check_selfhosted() -> SelfHostedStatus:
     """Sync twin of ``acheck_selfhosted``."""
     return run_sync(acheck_selfhosted())
+
+
+def check_servers() -> tuple[SelfHostedStatus, ...]:
+    """Sync twin of ``acheck_servers``: one status per server in SELFHOSTED_API_URL."""
+    return run_sync(acheck_servers())
 
 
 __version__ = "0.1.0"
@@ -128,9 +134,11 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "acheck_selfhosted",
+    "acheck_servers",
     "agenerate",
     "arun_batch",
     "check_selfhosted",
+    "check_servers",
     "generate",
     "last_batch",
     "load_settings",

@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 
 from ..core.types import Generation
 
-__all__ = ["DEFAULT_SELFHOSTED_SECONDS", "LEDGER", "CostLedger"]
+__all__ = ["DEFAULT_SELFHOSTED_SECONDS", "LEDGER", "CostLedger", "usd"]
 
 #: A guess at one self-hosted image's seconds before any has been made (10–30 s on a 4090).
 DEFAULT_SELFHOSTED_SECONDS = 20.0
+
+
+def usd(value: float) -> str:
+    """Dollars as a person reads them: $0.42, $0.0031 (a second of GPU time), $0."""
+    if not value:
+        return "$0"
+    return f"${value:.2f}" if value >= 0.01 else f"${value:.4f}"
 
 
 @dataclass
@@ -65,7 +72,7 @@ class CostLedger:
         if not self.selfhosted_usd:
             return f"{images} · ${self.total_usd:.3f} this session"
         return (
-            f"{images} · ${self.cloud_usd:.3f} cloud · ${self.selfhosted_usd:.3f} "
+            f"{images} · {usd(self.cloud_usd)} cloud · {usd(self.selfhosted_usd)} "
             "self-hosted GPU time this session"
         )
 
