@@ -118,9 +118,10 @@ def view_of(url: str, status: SelfHostedStatus | None, request: GenerationReques
 
 
 async def fresh_statuses(
-    settings: Settings, *, force: bool = False
+    settings: Settings, *, force: bool = False, recheck_down: bool = False
 ) -> dict[str, SelfHostedStatus | None]:
-    """Each server's status, checking (all at once) those whose last one is stale.
+    """Each server's status, checking (all at once) those whose last one is stale, or
+    every one (``force``), or those last seen down (``recheck_down``: a batch starts).
 
     A server with our own generation in flight is not asked (it would block).
     """
@@ -128,8 +129,9 @@ async def fresh_statuses(
     stale = []
     for url in settings.selfhosted_urls:
         seen = sighting(url)
-        limit = STALE_AFTER[0] if seen is not None and seen.status.reachable else STALE_AFTER[1]
-        if (force or seen is None or now - seen.at > limit) and not generations_in_flight(url):
+        up = seen is not None and seen.status.reachable
+        old = seen is None or now - seen.at > STALE_AFTER[0 if up else 1]
+        if (force or old or (recheck_down and not up)) and not generations_in_flight(url):
             stale.append(url)
     await asyncio.gather(*(acheck_server(settings.for_server(url)) for url in stale))
     out: dict[str, SelfHostedStatus | None] = {}

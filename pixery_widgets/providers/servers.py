@@ -254,7 +254,9 @@ def combine_statuses(statuses: Sequence[SelfHostedStatus]) -> SelfHostedStatus:
         reason=_count_words(statuses),
         models=_merged_models(statuses),
         loras=_union([s.loras for s in up]),
-        known_models=_union([s.local_models for s in (up or statuses)]),
+        known_models=_union(
+            [s.local_models for s in up + [s for s in statuses if not s.reachable]]
+        ),
         checked_at=max(checked) if checked else None,
         servers=statuses,
     )

@@ -84,8 +84,8 @@ def _local_entries(status: SelfHostedStatus) -> list[MenuEntry]:
 
 
 def _pool_group(servers: tuple[SelfHostedStatus, ...]) -> str:
-    gpus = {s.health.gpu_name for s in servers if s.health is not None}
-    if len(gpus) == 1 and None not in gpus:
+    gpus = {s.health.gpu_name if s.health is not None else None for s in servers}
+    if len(gpus) == 1 and None not in gpus:  # every server answered, all with one GPU
         return f"Local · {len(servers)} × {gpus.pop()}"
     return f"Local · {len(servers)} servers"
 

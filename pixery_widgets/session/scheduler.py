@@ -141,7 +141,7 @@ class PoolScheduler:
         """Until every job has a result (or the batch is cancelled)."""
         unwatch = watch_server_list(self._on_list)
         try:
-            statuses = await fresh_statuses(self.settings)
+            statuses = await fresh_statuses(self.settings, recheck_down=True)
             for url, status in statuses.items():
                 self._add(url, status)
             while self.pending and not self.batch._cancel_requested:
