@@ -51,7 +51,6 @@ class _Member:
     def __init__(self, url: str | None) -> None:
         self.url = url
         self.watcher: ServerWatcher
-        self.drawing: contextlib.AbstractContextManager[None] | None = None
         self.settling = False
 
 
@@ -152,7 +151,6 @@ class PoolWatcher:
                     member.watcher.reload_settings()
                 members.append(member)
             for gone in old.values():
-                self._end_drawing(gone)
                 gone.watcher.close()
             self._members = members
         if self.is_pool and self._unwatch is None:
@@ -277,24 +275,19 @@ class PoolWatcher:
             member.watcher.note_use()
 
     def _on_in_flight(self, url: str, count: int) -> None:
-        """An image started or ended on ``url``: show its server drawing, or check it once
-        nothing has been in flight there for ``SETTLE_SECONDS`` (images back to back
-        change nothing on the display)."""
+        """An image started or ended on ``url``: show its server drawing at once, and check
+        it once nothing has been in flight there for ``SETTLE_SECONDS`` (images back to
+        back change nothing on the display)."""
         member = next((m for m in self._members if m.url == url), None)
         if member is None or self._closed:
             return
-        if count and member.drawing is None:
-            member.drawing = member.watcher.own_work("drawing an image for this notebook")
-            member.drawing.__enter__()
-        elif not count and member.drawing is not None and not member.settling:
+        if count and member.watcher.status.state is not ServerState.BUSY:
+            with member.watcher.own_work("drawing an image for this notebook"):
+                pass  # shown busy now; no check is made while the count is above 0
+        elif not count and not member.settling:
             member.settling = True
             if spawn(self._settle(member), self._tasks, self._task_failed) is None:
                 member.settling = False
-
-    def _end_drawing(self, member: _Member) -> None:
-        drawing, member.drawing = member.drawing, None
-        if drawing is not None:
-            drawing.__exit__(None, None, None)
 
     async def _settle(self, member: _Member) -> None:
         try:
@@ -303,7 +296,6 @@ class PoolWatcher:
             member.settling = False
         if member.url is None or generations_in_flight(member.url) or member not in self._members:
             return
-        self._end_drawing(member)
         await member.watcher.check_now()  # the model it holds may have changed
 
     def _task_failed(self, text: str) -> None:
@@ -354,7 +346,6 @@ class PoolWatcher:
             self._unwatch()
             self._unwatch = None
         for member in self._members:
-            self._end_drawing(member)
             member.watcher.close()
         for task in list(self._tasks):
             task.cancel()
