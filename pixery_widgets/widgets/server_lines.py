@@ -82,12 +82,18 @@ def _member_words(pool: PoolWatcher, watcher: ServerWatcher) -> tuple[str, str]:
 
 
 def server_lines(pool: PoolWatcher) -> list[tuple[ServerState, str, str]]:
-    """(state, words, URL) for each server of a pool, numbered from 1 in list order."""
+    """(state, "N · what it is doing", URL) for each server of a pool, numbered from 1 in
+    SELFHOSTED_API_URL's order."""
     return [
         (m.status.state, f"{n} · {words}", url)
         for n, m in enumerate(pool.members, 1)
         for words, url in [_member_words(pool, m)]
     ]
+
+
+def _short(url: str) -> str:
+    """The address as a line shows it: without the usual ``http://``."""
+    return url.removeprefix("http://")
 
 
 def pool_status_text(pool: PoolWatcher) -> tuple[str, str]:
@@ -121,6 +127,7 @@ def servers_html(pool: PoolWatcher) -> str:
 
     rows = []
     for state, words, url in server_lines(pool):
+        number, _, doing = words.partition(" · ")
         rows.append(
             f'<div class="pixery-server" data-state="{state.value}" '
             'style="display:flex;gap:8px;align-items:baseline;line-height:1.35;">'
@@ -128,9 +135,9 @@ def servers_html(pool: PoolWatcher) -> str:
             f"width:8px;height:8px;border-radius:50%;background:{DOT_COLOURS[state]};"
             'position:relative;top:0px"></span>'
             '<span class="pixery-server-line" style="min-width:0;'
-            f'color:var(--jp-ui-font-color1,#212121)">{html.escape(words)}'
+            f'color:var(--jp-ui-font-color1,#212121)">{html.escape(number)} · '
             '<span class="pixery-server-url" style="color:var(--jp-ui-font-color2,#616161)">'
-            f" · {html.escape(url)}</span></span></div>"
+            f"{html.escape(_short(url))}</span> · {html.escape(doing)}</span></div>"
         )
     return (
         '<div class="pixery-servers" style="margin:4px 0 0 18px;display:flex;flex-direction:column;'
