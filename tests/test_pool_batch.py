@@ -266,3 +266,14 @@ def test_cancelling_a_pool_batch_keeps_what_arrived_and_retry_resumes(pool_facto
     batch, arrived, cancelled = run(scenario())
     assert len(arrived) >= 5 and len(cancelled) == 30 - len(arrived)
     assert batch.ok and all(g in batch.generations for g in arrived)
+
+
+def test_a_server_that_says_not_downloaded_hands_the_job_to_another(pool_factory, tmp_path):
+    pool = pool_factory(2, gen_seconds=0.02)
+    pool[0].set_fault("/generate", "status_503")  # its /models said downloaded; it was wrong
+    settings = settings_for(pool, tmp_path)
+    batch = run(px.arun_batch([f"m{n}" for n in range(6)], seeds=[1], settings=settings,
+                              progress=False))  # fmt: skip
+    assert batch.ok and len(batch.generations) == 6
+    assert len(generated(pool[0])) == 1  # asked once, then left alone for that model
+    assert batch.per_server == {pool.urls[0]: 0, pool.urls[1]: 6}

@@ -221,6 +221,18 @@ class PoolScheduler:
     # -- a worker ---------------------------------------------------------------------------
 
     async def _work(self, server: _Server) -> None:
+        try:
+            await self._serve(server)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: every job still waiting says so, none hangs
+            from .batch import _unexpected
+
+            logger.exception("a pool worker failed")
+            self._fail_queued(_unexpected(exc, self.settings))
+            self._wake()
+
+    async def _serve(self, server: _Server) -> None:
         while server.live and not self.batch._cancel_requested:
             taken = self._take(server)
             if taken is None:
@@ -263,7 +275,8 @@ class PoolScheduler:
 
         def others_on(model: str) -> int:
             return sum(
-                s.live and s is not server and s.loaded == model for s in self.servers.values()
+                s.live and s is not server and s.loaded == model and self._can(s, model)
+                for s in self.servers.values()
             )
 
         def drain(model: str) -> tuple[bool, float]:
@@ -289,6 +302,7 @@ class PoolScheduler:
         model = self.batch.jobs[i].model
         if isinstance(exc, ModelUnavailableError):  # not downloaded there after all
             server.missing.add(model)
+            server.loaded = None  # what it holds now is not known
             others = [s for s in self.servers.values() if s is not server and self._can(s, model)]
             if not others:
                 return False
