@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +28,8 @@ __all__ = [
     "mask_url",
     "missing_key_reason",
     "normalize_url",
+    "normalize_urls",
+    "parse_cost_per_hour",
 ]
 
 #: Provider → the environment variables that may hold its key, first wins.
@@ -51,6 +53,7 @@ def missing_key_reason(provider: str) -> str:
 
 URL_ENV_NAME = "SELFHOSTED_API_URL"
 ARCHIVE_ENV_NAME = "PIXERY_ARCHIVE_DIR"
+COST_ENV_NAME = "SELFHOSTED_COST_PER_HOUR"
 
 
 class Secret:
@@ -121,22 +124,97 @@ def mask_url(url: str) -> str:
     return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", url)
 
 
+_URL_SEPARATORS = re.compile(r"[,\s]+")
+
+
+def normalize_urls(raw: str) -> tuple[str, ...]:
+    """One address or several (commas or whitespace between), each through ``normalize_url``.
+
+    Duplicates are dropped (first one kept, order kept); an error names the address
+    at fault, masked, and its place in the list.
+    """
+    parts = [part for part in _URL_SEPARATORS.split(raw.strip()) if part]
+    if len(parts) <= 1:
+        return (normalize_url(parts[0] if parts else raw),)
+    urls: list[str] = []
+    for n, part in enumerate(parts, 1):
+        try:
+            url = normalize_url(part)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"{URL_ENV_NAME} lists {len(parts)} addresses; address {n} "
+                f"({mask_url(part)!r}) is not usable: {exc.message}"
+            ) from None
+        if url not in urls:
+            urls.append(url)
+    return tuple(urls)
+
+
+def parse_cost_per_hour(raw: str) -> float:
+    """``SELFHOSTED_COST_PER_HOUR``: US dollars for one server's hour, e.g. ``0.30`` (or ``$0.30``)."""
+    text = raw.strip().removeprefix("$").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise ConfigurationError(
+            f"{COST_ENV_NAME} must be a number of US dollars per hour for one server, "
+            f"e.g. 0.30 (got {raw.strip()!r}); self-hosted images are counted at $0 meanwhile."
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of the configuration; build a new one to see changes."""
 
+    #: The first (or only) self-hosted server; give this or ``selfhosted_urls``.
     selfhosted_url: str | None = None
     keys: Mapping[str, Secret] = field(default_factory=dict)
     archive_dir: Path = Path("pixery-out")
     #: Set when SELFHOSTED_API_URL is present but malformed: shown, not raised,
     #: so a panel still opens with the cloud models.
     url_error: str | None = None
+    #: Every self-hosted server, in the order SELFHOSTED_API_URL lists them.
+    selfhosted_urls: tuple[str, ...] = ()
+    #: What one server costs an hour (SELFHOSTED_COST_PER_HOUR), US dollars; None: not set.
+    selfhosted_cost_per_hour: float | None = None
+    #: Set when SELFHOSTED_COST_PER_HOUR is present but not a number (shown, not raised).
+    cost_error: str | None = None
+
+    def __post_init__(self) -> None:
+        urls, first = tuple(self.selfhosted_urls), self.selfhosted_url
+        if not urls and first:
+            urls = (first,)
+        elif urls and first is None:
+            first = urls[0]
+        elif urls and first != urls[0]:
+            raise ValueError(
+                "Settings: selfhosted_url must be the first of selfhosted_urls; give one of them"
+            )
+        object.__setattr__(self, "selfhosted_urls", urls)
+        object.__setattr__(self, "selfhosted_url", first)
 
     def __repr__(self) -> str:  # the URL may carry user:password; keys show as Secret(***)
-        return (
-            f"Settings(selfhosted_url={self.display_url!r}, keys={dict(self.keys)!r}, "
-            f"archive_dir={self.archive_dir!r}, url_error={self.url_error!r})"
+        many = (
+            f", selfhosted_urls={tuple(mask_url(u) for u in self.selfhosted_urls)!r}"
+            if len(self.selfhosted_urls) > 1
+            else ""
         )
+        cost = self.selfhosted_cost_per_hour
+        return (
+            f"Settings(selfhosted_url={self.display_url!r}{many}, keys={dict(self.keys)!r}, "
+            f"archive_dir={self.archive_dir!r}, url_error={self.url_error!r}"
+            + (f", selfhosted_cost_per_hour={cost!r}" if cost is not None else "")
+            + ")"
+        )
+
+    def for_server(self, url: str) -> Settings:
+        """These settings with ``url`` as the only self-hosted server (a pool's member)."""
+        if self.selfhosted_urls == (url,):
+            return self
+        return replace(self, selfhosted_url=url, selfhosted_urls=(url,))
 
     def key_for(self, provider: str) -> Secret | None:
         return self.keys.get(provider)
@@ -192,16 +270,26 @@ def load_settings(
         value = merged.get(name)
         return value.strip() if value and value.strip() else None
 
-    url: str | None = None
+    urls: tuple[str, ...] = ()
     url_error: str | None = None
     raw_url = get(URL_ENV_NAME)
     if raw_url is not None:
         try:
-            url = normalize_url(raw_url)
+            urls = normalize_urls(raw_url)
         except ConfigurationError as exc:
             if strict:
                 raise
             url_error = exc.message
+    cost: float | None = None
+    cost_error: str | None = None
+    raw_cost = get(COST_ENV_NAME)
+    if raw_cost is not None:
+        try:
+            cost = parse_cost_per_hour(raw_cost)
+        except ConfigurationError as exc:
+            if strict:
+                raise
+            cost_error = exc.message
 
     keys: dict[str, Secret] = {}
     for provider, names in KEY_ENV_NAMES.items():
@@ -212,4 +300,11 @@ def load_settings(
                 break
 
     archive = Path(get(ARCHIVE_ENV_NAME) or "pixery-out").expanduser()
-    return Settings(selfhosted_url=url, keys=keys, archive_dir=archive, url_error=url_error)
+    return Settings(
+        selfhosted_urls=urls,
+        keys=keys,
+        archive_dir=archive,
+        url_error=url_error,
+        selfhosted_cost_per_hour=cost,
+        cost_error=cost_error,
+    )

@@ -5,7 +5,11 @@ is ever sent, never a cloud key (only a ``user:password@`` the user wrote in the
 URL goes along, as Basic auth to that server). The server draws one image at a time and
 blocks every other request meanwhile, so this module counts the generations
 this process has in flight per server: a health check that times out during
-one means "busy", not "offline".
+one means "busy", not "offline". Several servers (a pool) are reached through
+``pool.py``, which picks one of them for each image and then uses this client.
+
+With ``SELFHOSTED_COST_PER_HOUR`` set, an image costs the GPU time it used:
+the rate times the seconds its request took.
 """
 
 from __future__ import annotations
@@ -14,9 +18,6 @@ import asyncio
 import base64
 import math
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -34,6 +35,7 @@ from ..core.errors import (
 from ..core.images import decode_base64_image
 from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
 from ._base import OnImage, Provider, detail_text, encode_json, parse_json, send
+from .in_flight import generations_in_flight, gpu_cost, track_in_flight
 
 __all__ = [
     "BODY_KEYS",
@@ -55,25 +57,6 @@ INFO_TIMEOUT = 10.0
 #: The first request after a start or a model switch loads a checkpoint.
 GENERATE_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 SWITCH_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
-
-_in_flight: Counter[str] = Counter()
-
-
-def generations_in_flight(url: str) -> int:
-    """How many generations this process is waiting for on the server at ``url``."""
-    return _in_flight[url]
-
-
-@contextmanager
-def _track_in_flight(url: str) -> Iterator[None]:
-    _in_flight[url] += 1
-    try:
-        yield
-    finally:
-        _in_flight[url] -= 1
-        if _in_flight[url] <= 0:
-            del _in_flight[url]
-
 
 # -- parsers: pure, tolerant of extra fields, strict about the ones we use ---------------
 
@@ -239,18 +222,23 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str] | None]:
 
 
 def _arrived(
-    data: Any, request: GenerationRequest, started: float, on_image: OnImage | None
+    data: Any,
+    request: GenerationRequest,
+    started: float,
+    on_image: OnImage | None,
+    cost_per_hour: float | None = None,
 ) -> Generation:
     """The ``/generate`` answer → a checked ``Generation``, handed to ``on_image`` (worker thread)."""
     image, seed, params = parse_generate(data)
+    elapsed = time.perf_counter() - started
     generation = Generation(
         png_bytes=image,
         seed=seed if seed is not None else request.seed,
         model=request.model,
         provider="selfhosted",
         params=params or request.describe(),
-        elapsed_s=time.perf_counter() - started,
-        cost_usd=0.0,
+        elapsed_s=elapsed,
+        cost_usd=gpu_cost(elapsed, cost_per_hour),
         request=request,
     )
     if on_image is not None:
@@ -259,12 +247,13 @@ def _arrived(
 
 
 class SelfHostedClient:
-    """The server's five routes, for one URL."""
+    """The server's five routes, for one URL; ``cost_per_hour`` prices its images."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, cost_per_hour: float | None = None) -> None:
         if not url:
             raise ConfigurationError("No self-hosted server configured (set SELFHOSTED_API_URL).")
         self.url = url.rstrip("/")
+        self.cost_per_hour = cost_per_hour
         self._base, self._headers = _split_credentials(self.url)
 
     def __repr__(self) -> str:
@@ -317,7 +306,7 @@ class SelfHostedClient:
     ) -> Generation:
         """Draw one image; ``on_image`` runs in the worker thread that decoded it."""
         started = time.perf_counter()
-        with _track_in_flight(self.url):
+        with track_in_flight(self.url):
             if request.references:  # MBs of base64: encoded off the kernel's event loop
                 content = await asyncio.to_thread(encode_json, _generate_body(request))
                 data = await self._json(
@@ -326,7 +315,9 @@ class SelfHostedClient:
             else:
                 body = _generate_body(request)
                 data = await self._json("POST", "/generate", timeout=GENERATE_TIMEOUT, body=body)
-        return await asyncio.to_thread(_arrived, data, request, started, on_image)
+        return await asyncio.to_thread(
+            _arrived, data, request, started, on_image, self.cost_per_hour
+        )
 
 
 #: Request field (``core/schema.py``) → its key in the ``/generate`` body: every field the
@@ -376,6 +367,10 @@ class SelfHostedProvider(Provider):
         *,
         on_image: OnImage | None = None,
     ) -> Generation:
+        if len(settings.selfhosted_urls) > 1:  # a pool: pick a server for this image
+            from .pool import agenerate_on_pool
+
+            return await agenerate_on_pool(request, settings, on_image=on_image)
         return await client_for(settings).generate(request, on_image=on_image)
 
 
@@ -388,4 +383,6 @@ def client_for(settings: Settings) -> SelfHostedClient:
             "No self-hosted server is configured: set SELFHOSTED_API_URL "
             "(in the environment or a .env file), e.g. http://203.0.113.7:8000."
         )
-    return SelfHostedClient(settings.selfhosted_url)
+    return SelfHostedClient(
+        settings.selfhosted_url, cost_per_hour=settings.selfhosted_cost_per_hour
+    )

@@ -44,8 +44,16 @@ def checking_status(settings: Settings) -> SelfHostedStatus:
 async def acheck_selfhosted(
     settings: Settings | None = None, *, timeout: float = HEALTH_TIMEOUT
 ) -> SelfHostedStatus:
-    """Check the server: ``/health`` with a short timeout, then ``/models`` and ``/loras``."""
+    """Check the server: ``/health`` with a short timeout, then ``/models`` and ``/loras``.
+
+    With several servers in SELFHOSTED_API_URL: each is checked so, all at once,
+    and the answer combines them (``servers.combine_statuses``).
+    """
     settings = settings if settings is not None else load_settings()
+    if len(settings.selfhosted_urls) > 1 and not settings.url_error:
+        from .servers import acheck_servers, combine_statuses
+
+        return combine_statuses(await acheck_servers(settings, timeout=timeout))
     first = checking_status(settings)
     if first.state is ServerState.NOT_CONFIGURED:
         return first
