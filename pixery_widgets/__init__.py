@@ -89,9 +89,11 @@ def check_selfhosted(
     return run_sync(acheck_selfhosted(settings, timeout=timeout))
 
 
-def check_servers() -> tuple[SelfHostedStatus, ...]:
+def check_servers(
+    settings: Settings | None = None, *, timeout: float = HEALTH_TIMEOUT
+) -> tuple[SelfHostedStatus, ...]:
     """Sync twin of ``acheck_servers``: one status per server in SELFHOSTED_API_URL."""
-    return run_sync(acheck_servers())
+    return run_sync(acheck_servers(settings, timeout=timeout))
 
 
 __version__ = "0.1.0"
