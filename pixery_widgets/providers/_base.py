@@ -11,22 +11,17 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-import socket
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 
 from ..core.config import Settings, mask_url
-from ..core.errors import (
-    BadResponseError,
-    ConnectionFailedError,
-    PixeryError,
-    ServerTimeoutError,
-)
-from ..core.http import MAX_RESPONSE_BYTES, get_client, read_limited
+from ..core.errors import BadResponseError, ServerTimeoutError
+from ..core.http import MAX_RESPONSE_BYTES, ResponseTooLarge, get_client, read_limited
 from ..core.types import Generation, GenerationRequest
+from ._wire import describe_failure, describe_transport_error
 
 __all__ = [
     "OnImage",
@@ -76,61 +71,6 @@ class Provider(abc.ABC):
         """
 
 
-def describe_transport_error(exc: httpx.TransportError, where: str) -> PixeryError:
-    """An httpx transport failure → a package error whose message says what happened."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ServerTimeoutError(
-            f"{where} did not accept a connection in time.", reason="timed out"
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return ServerTimeoutError(
-            f"{where} accepted the connection but did not answer in time.", reason="timed out"
-        )
-    if isinstance(exc, httpx.ConnectError):
-        causes = list(_cause_chain(exc))
-        lowered = " ".join(str(c) for c in causes).lower()
-        if any(isinstance(c, socket.gaierror) for c in causes) or any(
-            s in lowered for s in _DNS_MARKERS
-        ):
-            return ConnectionFailedError(
-                f"{where}: the host name could not be resolved.", reason="host name not found (DNS)"
-            )
-        if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in lowered:
-            return ConnectionFailedError(
-                f"{where} refused the connection; is the server running?",
-                reason="connection refused",
-            )
-        return ConnectionFailedError(
-            f"{where} could not be reached ({text}).", reason="unreachable"
-        )
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        if "without sending a response" in text:  # a kept-alive connection it had closed
-            return ConnectionFailedError(
-                f"{where} closed the connection without answering; "
-                "it may have stopped or restarted.",
-                reason="connection dropped",
-            )
-        return ConnectionFailedError(
-            f"{where} dropped the connection before its answer was complete.",
-            reason="connection dropped",
-        )
-    return ConnectionFailedError(f"{where}: network error ({text}).", reason="network error")
-
-
-_DNS_MARKERS = ("name or service", "nodename", "getaddrinfo", "name resolution", "no address")
-
-
-def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and what caused it, down to the OS error httpx wraps."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def total_budget(timeout: float | httpx.Timeout) -> float | None:
     """Seconds the whole exchange may take: the longest of the per-phase timeouts.
 
@@ -176,12 +116,14 @@ async def send(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
     limit: int = MAX_RESPONSE_BYTES,
+    setting: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """Send one request over the shared client; status, headers and the body (bounded).
 
     ``content`` is an already-encoded JSON body (large ones are encoded off the
     event loop by the caller). The answer is streamed and refused as soon as it
-    passes ``limit``, so a runaway answer never fills memory.
+    passes ``limit``, so a runaway answer never fills memory. ``setting`` names the
+    variable that holds the address, for messages that say what to change.
     """
     client = get_client()
     if content is not None:
@@ -190,9 +132,9 @@ async def send(
         request = client.build_request(
             method, url, json=json_body, content=content, headers=headers, timeout=timeout
         )
-    except httpx.InvalidURL as exc:  # an address taken from an answer may be anything
-        raise BadResponseError(
-            f"{where}: the address {mask_url(url)!r} is not a valid URL ({exc}).",
+    except (httpx.InvalidURL, ValueError) as exc:  # an address taken from an answer may be
+        raise BadResponseError(  # anything; idna's errors for a bad name are ValueErrors
+            f"{where}: the address {mask_url(url)!r} is not a valid URL ({mask_url(str(exc))}).",
             reason="bad address",
         ) from None
     answering = False
@@ -216,13 +158,13 @@ async def send(
             else f"{where} did not answer within {budget:g} s.",
             reason="timed out",
         ) from None
-    except OverflowError:
+    except ResponseTooLarge:
         raise BadResponseError(
             f"{where} sent an answer larger than {limit // (1024 * 1024)} MB; refused.",
             reason="answer too large",
         ) from None
-    except httpx.TransportError as exc:
-        raise describe_transport_error(exc, where) from None
+    except Exception as exc:  # httpx's errors, and whatever idna or the sockets raise
+        raise describe_failure(exc, where, url, setting) from None
     return response.status_code, dict(response.headers), body
 
 

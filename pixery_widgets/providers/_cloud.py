@@ -2,17 +2,20 @@
 
 A key is attached in exactly one place (``Service.auth_headers``), only for
 its own provider's host and only over https, so a URL taken from an answer
-can never carry it elsewhere. Retries follow one policy for every provider:
-429 is retried with backoff (honouring Retry-After), a 5xx or a dropped
-connection once; everything else becomes a package error carrying the
-provider's own words, scrubbed of any key it echoed.
+can never carry it elsewhere. Retries follow one policy for every provider,
+and never pay twice (docs/retries.md): a 429 is retried with backoff
+(honouring Retry-After), since a limited request was not run; a request that
+certainly never left (refused, DNS, proxy) once; a 5xx or a dropped connection
+only where repeating cannot charge again: a read (GET), a 503 with Retry-After,
+or a provider that documents that failed requests are free (fal). Everything
+else becomes a package error carrying the provider's own words, scrubbed of any
+key it echoed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import io
 import json
 import logging
@@ -44,6 +47,7 @@ from ..core.errors import (
 from ..core.images import base64_image_bytes, check_image_bytes
 from ..core.types import Generation, GenerationRequest
 from ._base import Provider, detail_text, encode_json, parse_json, send
+from ._wire import retry_after_seconds
 
 __all__ = [
     "RETRY",
@@ -92,7 +96,7 @@ class RetryPolicy:
     backoff_max_s: float = 20.0
     #: A provider asking for a longer wait than this is reported, not waited for.
     max_retry_after_s: float = 60.0
-    #: A 5xx answer or a dropped connection is retried this many times.
+    #: A failure that cannot have charged (see ``call``) is retried this many times.
     transient_retries: int = 1
     transient_delay_s: float = 1.0
     #: Random extra fraction on computed backoffs, so parallel requests spread out.
@@ -122,6 +126,9 @@ class Service:
     header: str
     scheme: str = ""
     subdomains: bool = False
+    #: The provider documents that a request failing with a 5xx is not billed (fal.ai),
+    #: so one may be repeated.
+    unbilled_5xx: bool = False
 
     def allows(self, url: str) -> bool:
         try:
@@ -258,7 +265,13 @@ _REFUSED = frozenset({"content_policy_violation", "moderation_blocked"})
 
 
 def error_for_status(
-    service: Service, status: int, body: bytes, settings: Settings, *, retries: int = 0
+    service: Service,
+    status: int,
+    body: bytes,
+    settings: Settings,
+    *,
+    retries: int = 0,
+    retry_after: float | None = None,
 ) -> ServerError:
     """A non-2xx answer → the package error, with the provider's message verbatim (scrubbed)."""
     info = parse_error(body)
@@ -284,13 +297,20 @@ def error_for_status(
             **kw,
         )
     if status == 429:
-        if info.codes & _NO_RETRY_429:
+        quota = bool(info.codes & _NO_RETRY_429)
+        if quota:
             lead = f"{label} refused the request for quota or billing (HTTP 429)"
         elif retries:
             lead = f"{label} kept rate-limiting the request (HTTP 429, {retries} retries)"
         else:
             lead = f"{label} is rate-limiting the request (HTTP 429)"
-        return RateLimitError(f"{lead}: {text}", reason="rate limited", **kw)
+        return RateLimitError(
+            f"{lead}: {text}",
+            reason="rate limited",
+            retry_after=retry_after,
+            retryable=not (quota or retries),
+            **kw,
+        )
     if info.codes & _REFUSED:
         return ContentRefusedError(
             f"{label} refused to draw this (HTTP {status}): {text}",
@@ -312,21 +332,8 @@ def error_for_status(
 
 def _retry_after(headers: dict[str, str], info: ErrorInfo) -> float | None:
     """Seconds to wait from a Retry-After header (seconds or HTTP date), else the body's hint."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is not None:
-        value = value.strip()
-        try:
-            seconds = float(value)
-            if math.isfinite(seconds):
-                return max(0.0, seconds)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                return max(0.0, when.timestamp() - time.time())
-    return info.retry_delay_s
+    seconds = retry_after_seconds(headers)
+    return seconds if seconds is not None else info.retry_delay_s
 
 
 # -- the request loop --------------------------------------------------------------------
@@ -337,6 +344,58 @@ def _scrub_exc(exc: PixeryError, service: Service, settings: Settings) -> Pixery
     exc.args = (exc.message,)
     exc.provider = exc.provider or service.name
     return exc
+
+
+#: Methods a repeat cannot charge for again: they read, or set a state (RFC 9110).
+_REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_NOT_REPEATED = (
+    " It was not repeated automatically: the provider may already have run (and billed) it."
+)
+
+
+def _not_repeated(exc: PixeryError) -> PixeryError:
+    exc.message += _NOT_REPEATED
+    exc.args = (exc.message,)
+    return exc
+
+
+def _rate_limit_delay(
+    service: Service,
+    body: bytes,
+    headers: dict[str, str],
+    settings: Settings,
+    policy: RetryPolicy,
+    tries: int,
+) -> float:
+    """Seconds to wait before repeating a 429 (it was not run); raises when not to."""
+    info = parse_error(body)
+    asked = _retry_after(headers, info)
+    if info.codes & _NO_RETRY_429 or tries >= policy.rate_limit_retries:
+        raise error_for_status(service, 429, body, settings, retries=tries, retry_after=asked)
+    if asked is None:
+        return policy.backoff(tries)
+    if asked > policy.max_retry_after_s:
+        error = error_for_status(service, 429, body, settings, retry_after=asked)
+        error.message = f"{error.message} (it asks to wait {asked:.0f} s; not retried)"
+        error.args = (error.message,)
+        raise error
+    return asked
+
+
+def _repeat_5xx_after(
+    service: Service, status: int, headers: dict[str, str], repeatable: bool, policy: RetryPolicy
+) -> float | None:
+    """Seconds before repeating a 5xx, or None when a repeat might be billed again.
+
+    Safe: a read; a 503 with Retry-After (the server says it did not take the request
+    on and when to come back); a provider that documents 5xx failures as free.
+    """
+    asked = retry_after_seconds(headers) if status == 503 else None
+    if asked is not None and asked <= policy.max_retry_after_s:
+        return asked
+    if repeatable or service.unbilled_5xx:
+        return policy.transient_delay_s
+    return None
 
 
 async def call(
@@ -354,11 +413,13 @@ async def call(
 ) -> tuple[int, dict[str, str], bytes]:
     """Send with the shared retry policy; a 2xx answer, or the package error for it.
 
-    ``key`` None sends no credentials at all (image downloads on other hosts).
+    ``key`` None sends no credentials at all (image downloads on other hosts). Nothing
+    that may have been billed is sent twice (module docstring).
     """
     policy = policy or RETRY
     headers = service.auth_headers(key, url) if key is not None else None
     where = where or service.label
+    repeatable = method.upper() in _REPEATABLE
     # References make bodies of many MB: encode them off the kernel's event loop.
     content = None if json_body is None else await asyncio.to_thread(encode_json, json_body)
     rate_tries = transient_tries = 0
@@ -374,9 +435,12 @@ async def call(
                 limit=limit,
             )
         except ConnectionFailedError as exc:
+            safe = repeatable or not exc.request_sent
             # A timeout already used the whole budget; waiting again would double it.
             if isinstance(exc, ServerTimeoutError) or transient_tries >= policy.transient_retries:
-                raise _scrub_exc(exc, service, settings) from None
+                raise _scrub_exc(exc if safe else _not_repeated(exc), service, settings) from None
+            if not safe:
+                raise _scrub_exc(_not_repeated(exc), service, settings) from None
             transient_tries += 1
             log.info("%s: %s Retrying once.", service.label, scrub(exc.message, settings))
             await policy.sleep(policy.transient_delay_s)
@@ -386,17 +450,7 @@ async def call(
         if 200 <= status < 300:
             return status, answer_headers, body
         if status == 429:
-            info = parse_error(body)
-            if info.codes & _NO_RETRY_429 or rate_tries >= policy.rate_limit_retries:
-                raise error_for_status(service, status, body, settings, retries=rate_tries)
-            delay = _retry_after(answer_headers, info)
-            if delay is None:
-                delay = policy.backoff(rate_tries)
-            elif delay > policy.max_retry_after_s:
-                error = error_for_status(service, status, body, settings)
-                error.message = f"{error.message} (it asks to wait {delay:.0f} s; not retried)"
-                error.args = (error.message,)
-                raise error
+            delay = _rate_limit_delay(service, body, answer_headers, settings, policy, rate_tries)
             rate_tries += 1
             log.info(
                 "%s answered 429; retry %d of %d in %.1f s.",
@@ -407,12 +461,17 @@ async def call(
             )
             await policy.sleep(delay)
             continue
-        if status >= 500 and transient_tries < policy.transient_retries:
-            transient_tries += 1
-            log.info("%s answered HTTP %d; retrying once.", service.label, status)
-            await policy.sleep(policy.transient_delay_s)
-            continue
-        raise error_for_status(service, status, body, settings)
+        error = error_for_status(service, status, body, settings)
+        if status >= 500:
+            wait = _repeat_5xx_after(service, status, answer_headers, repeatable, policy)
+            if wait is None:
+                raise _not_repeated(error)
+            if transient_tries < policy.transient_retries:
+                transient_tries += 1
+                log.info("%s answered HTTP %d; retrying once.", service.label, status)
+                await policy.sleep(wait)
+                continue
+        raise error
 
 
 async def call_json(service: Service, method: str, url: str, **kw: Any) -> Any:

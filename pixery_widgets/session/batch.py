@@ -39,7 +39,13 @@ from typing import TYPE_CHECKING, Any
 from ..archive.store import Archive, _thumbnail, get_archive
 from ..core.catalog import ModelSpec, resolve_model
 from ..core.config import Settings, load_settings
-from ..core.errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
+from ..core.errors import (
+    ArchiveError,
+    CostLimitError,
+    InvalidRequestError,
+    PixeryError,
+    RateLimitError,
+)
 from ..core.sync import run_sync
 from ..core.types import Generation
 from ..providers.status import known_models
@@ -67,6 +73,15 @@ SELFHOSTED_CONCURRENCY = 1
 #: Requests a batch has in flight per cloud provider; edit to change the default for a session.
 CLOUD_CONCURRENCY: dict[str, int] = {}
 DEFAULT_CLOUD_CONCURRENCY = 4
+#: A job turned away with a 429 that says to wait (a proxy in front of your server, say)
+#: is tried again up to this many times, waiting as ``Retry-After`` asks (else 2, 4, 8 s),
+#: but never for longer than ``RATE_LIMIT_MAX_WAIT`` at a time. Cloud providers wait out
+#: their own 429s before the error reaches the batch, so those are not tried again here.
+RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_MAX_WAIT = 60.0
+RATE_LIMIT_BACKOFF = 2.0
+#: The clock a rate-limit wait goes through (tests replace it).
+_sleep = asyncio.sleep
 
 
 #: agenerate's request fields; any other keyword is a provider extra.
@@ -442,16 +457,13 @@ class Batch:
                 self._reporter.close()
             self._reporter = None
 
-    async def _worker(self, queue: deque[int]) -> None:
+    async def _draw(self, job: Job) -> Generation:
+        """One job; a 429 that says to wait is waited out (``RATE_LIMIT_RETRIES``)."""
         from .generate import agenerate
 
-        while queue and not self._cancel_requested:
-            i = queue.popleft()
-            job = self.jobs[i]
-            self._running.add(i)
-            self._notify()
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
-                generation = await agenerate(
+                return await agenerate(
                     job.prompt,
                     job.model,
                     seed=job.seed,
@@ -459,6 +471,24 @@ class Batch:
                     archive=False,
                     **self._params,
                 )
+            except RateLimitError as exc:
+                wait = _rate_limit_wait(exc, attempt)
+                if wait is None:
+                    if attempt:
+                        exc.message = f"{exc.message} (tried {attempt + 1} times in this batch)"
+                        exc.args = (exc.message,)
+                    raise
+                await _sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _worker(self, queue: deque[int]) -> None:
+        while queue and not self._cancel_requested:
+            i = queue.popleft()
+            job = self.jobs[i]
+            self._running.add(i)
+            self._notify()
+            try:
+                generation = await self._draw(job)
             except asyncio.CancelledError:
                 self.results[i] = JobFailure(job, cancelled_error())
                 raise
@@ -542,6 +572,14 @@ class Batch:
 
 
 # -- planning ------------------------------------------------------------------------------------
+
+
+def _rate_limit_wait(exc: RateLimitError, attempt: int) -> float | None:
+    """Seconds to wait before trying a rate-limited job again, or None: give up."""
+    if not exc.retryable or attempt >= RATE_LIMIT_RETRIES:
+        return None
+    wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF * 2**attempt
+    return wait if wait <= RATE_LIMIT_MAX_WAIT else None
 
 
 def _seed_list(seeds: int | Iterable[int | None] | None) -> list[int | None] | None:

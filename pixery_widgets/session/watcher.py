@@ -15,6 +15,11 @@ It never checks while this process has its own work running on the server
 (a generation, a model switch): the server blocks while it draws, so such a
 check would only time out. It shows ``busy`` instead.
 
+A check publishes twice: the state as soon as ``/health`` has answered (with
+the previous check's models and LoRAs, so the menu does not flicker), then the
+fresh details when they come, within the check's 2.5 s
+(``providers.status.CHECK_BUDGET``). A custom ``check`` publishes once, at its end.
+
 Outside a running event loop (a plain script) ``start()`` only notes that a
 check is due; the first ``await watcher.refresh()`` runs it. No thread is
 started behind the caller's back.
@@ -70,7 +75,7 @@ class ServerWatcher:
         settings: Settings | None = None,
         *,
         load: Callable[[], Settings] = load_settings,
-        check: Callable[[Settings], Awaitable[SelfHostedStatus]] = acheck_selfhosted,
+        check: Callable[[Settings], Awaitable[SelfHostedStatus]] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         quiet_after: float = QUIET_AFTER,
@@ -215,7 +220,7 @@ class ServerWatcher:
             self.checking = True
             self._notify()
             try:
-                status = await self._check(settings)
+                status = await self._run_check(settings)
             except asyncio.CancelledError:
                 self.checking = False
                 raise
@@ -237,6 +242,23 @@ class ServerWatcher:
             self.failures = self.failures + 1 if status.state is ServerState.OFFLINE else 0
             self._set(status, checking=False)
             return status
+
+    async def _run_check(self, settings: Settings) -> SelfHostedStatus:
+        if self._check is not None:
+            return await self._check(settings)
+        return await acheck_selfhosted(
+            settings, on_health=lambda status: self._healthy_early(settings, status)
+        )
+
+    def _healthy_early(self, settings: Settings, status: SelfHostedStatus) -> None:
+        """``/health`` answered: publish the state now; the details follow."""
+        if settings is not self.settings:  # reloaded meanwhile: this answer is stale
+            return
+        prev = self.status
+        if prev.url == status.url and prev.health is not None:
+            status = dataclasses.replace(status, models=prev.models, loras=prev.loras)
+        self.failures = 0
+        self._set(status, checking=True)
 
     def _set(self, status: SelfHostedStatus, *, checking: bool) -> None:
         self.status = status
