@@ -22,9 +22,10 @@ Handler = Callable[[socket.socket, bytes], None]
 
 
 def read_head(conn: socket.socket, limit: int = 65536) -> bytes:
-    """Bytes up to the end of the request head (or whatever came before the peer stopped)."""
+    """Bytes up to the end of the request head (or whatever came before the peer stopped);
+    a TLS ClientHello (it starts with 0x16) is answered as soon as it arrives."""
     data = b""
-    while b"\r\n\r\n" not in data and len(data) < limit:
+    while b"\r\n\r\n" not in data and len(data) < limit and not data.startswith(b"\x16"):
         try:
             chunk = conn.recv(4096)
         except OSError:
@@ -46,12 +47,9 @@ class StubServer:
     def __post_init__(self) -> None:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.1)
+        self.port: int = self._sock.getsockname()[1]
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._sock.getsockname()[1]
 
     @property
     def url(self) -> str:

@@ -33,6 +33,11 @@ def _detail(body: bytes, where: str) -> tuple[object, str | None]:
     return detail, detail_text(detail) or (str(detail) if detail else None)
 
 
+def _own_words(detail: object, text: str) -> str | None:
+    """The answer's own words, if it had any (not the "HTTP 429 with …" stand-in)."""
+    return text.rstrip(".") if detail else None
+
+
 def _https_only(status: int, body: bytes, url: str) -> bool:
     """nginx, Go and Caddy answer a plain request on a TLS port with a 400 naming HTTPS."""
     return status == 400 and url.startswith("http://") and b"https" in body[:4096].lower()
@@ -69,9 +74,10 @@ def error_from_status(
         )
     if status == 429:
         wait = retry_after_seconds(headers)
+        words = f": {own}" if (own := _own_words(detail, text)) else ""
         asks = f"; it asks to wait {wait:.0f} s" if wait is not None else ""
         return RateLimitError(
-            f"{where} (or a proxy in front of it) is limiting the pace (HTTP 429): {text}{asks}.",
+            f"{where} (or a proxy in front of it) is limiting the pace (HTTP 429){words}{asks}.",
             reason="rate limited",
             retry_after=wait,
             **kw,

@@ -45,8 +45,6 @@ EXPECTS_HTTPS = "it expects https://"
 PROBE_TIMEOUT = 1.0
 
 _DNS_MARKERS = ("name or service", "nodename", "getaddrinfo", "name resolution", "no address")
-#: How a TLS record (alert 0x15, handshake 0x16, version 3.x) looks in h11's error text.
-_TLS_RECORD = ("\\x15\\x03", "\\x16\\x03")
 
 
 def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -64,13 +62,6 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(getattr(exc, "exceptions", None), (list, tuple)) and exc.exceptions:  # type: ignore[attr-defined]
         exc = exc.exceptions[0]  # type: ignore[attr-defined]
     return exc
-
-
-def _plain_http(url: str) -> bool:
-    try:
-        return urlsplit(url).scheme == "http"
-    except ValueError:
-        return False
 
 
 def https_hint(url: str, setting: str | None) -> str:
@@ -110,13 +101,6 @@ def describe_transport_error(
         )
     if isinstance(exc, httpx.ConnectError):
         return _connect_error(exc, where, text)
-    causes = " ".join(str(c) for c in _cause_chain(exc))
-    if _plain_http(url) and any(marker in causes for marker in _TLS_RECORD):
-        return ConnectionFailedError(
-            f"{where} answered a plain http:// request in TLS, as an https:// server does; "
-            f"{https_hint(url, setting)}.",
-            reason=EXPECTS_HTTPS,
-        )
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         if "without sending a response" in text:  # a kept-alive connection it had closed
             return ConnectionFailedError(
@@ -190,9 +174,17 @@ def describe_failure(
     return ConnectionFailedError(f"{where}: the request failed ({detail}).", reason="network error")
 
 
+def _tls_spoken(exc: BaseException) -> bool:
+    """A handshake failure that only a TLS peer causes: a certificate we cannot verify,
+    or a TLS alert it sent ("wrong version number" means it answered something else)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return True
+    return isinstance(exc, ssl.SSLError) and "ALERT" in str(getattr(exc, "reason", "") or "")
+
+
 async def speaks_tls(url: str) -> bool:
     """Does the https:// twin of ``url`` answer? A certificate it cannot verify (a box
-    with a self-signed one) counts as yes: the port speaks TLS. This tells a plain-HTTP
+    with a self-signed one) or a TLS alert counts as yes: the port speaks TLS. This tells a plain-HTTP
     mistake from a dead server; it goes the way every request goes (the shared client,
     its proxies). Run it under a deadline (``_base.within``)."""
     try:
@@ -201,7 +193,7 @@ async def speaks_tls(url: str) -> bool:
         request = client.build_request("GET", target, timeout=httpx.Timeout(PROBE_TIMEOUT))
         response = await client.send(request, stream=True)
     except httpx.ConnectError as exc:
-        return any(isinstance(c, ssl.SSLCertVerificationError) for c in _cause_chain(exc))
+        return any(_tls_spoken(c) for c in _cause_chain(exc))
     except Exception:  # anything else: no sign of TLS (refused, reset, not an address)
         return False
     await response.aclose()  # its body is not read
