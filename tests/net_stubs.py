@@ -38,10 +38,12 @@ def read_head(conn: socket.socket, limit: int = 65536) -> bytes:
 
 @dataclass
 class StubServer:
-    """A loopback server; ``heads`` holds the first line of every request it read."""
+    """A loopback server; ``heads`` holds the first line of every request it read, and
+    ``raw`` each whole request head."""
 
     handler: Handler
     heads: list[bytes] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
     tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
@@ -82,6 +84,7 @@ class StubServer:
                     return  # a plain-HTTP request to a TLS port ends here, as on a real one
             head = read_head(conn)
             if head:
+                self.raw.append(head)
                 self.heads.append(head.split(b"\r\n", 1)[0])
             with contextlib.suppress(OSError):
                 self.handler(conn, head)
