@@ -108,6 +108,49 @@ def test_the_self_hosted_server_on_loopback_never_goes_through_a_proxy(
     assert {"/health", "/models", "/loras", "/generate"} <= {e.path for e in sim.request_log}
 
 
+def test_a_proxy_set_after_the_first_request_is_used_from_the_next_one(sim, tmp_path, monkeypatch):
+    """One loop, as in a kernel: the client made for the first request is replaced when
+    HTTPS_PROXY appears, and requests still running on it are not cut."""
+    settings = load_settings(cwd=tmp_path, home=tmp_path)
+
+    async def session(proxy_url: str) -> tuple[ConnectionFailedError, bool]:
+        first = get_client()
+        await acheck_selfhosted(Settings(selfhosted_url=sim.url))  # no proxy yet
+        monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+        with pytest.raises(ConnectionFailedError) as info:
+            await px.agenerate("a lighthouse at dusk", "gpt-image", settings=settings)
+        await asyncio.sleep(0)  # the old client's close runs
+        return info.value, first.is_closed and get_client() is not first
+
+    with refuses_tunnels() as proxy:
+        error, replaced = run(session(proxy.url))
+    assert error.reason == "proxy failed"
+    assert b"CONNECT api.openai.com:443 HTTP/1.1" in proxy.heads
+    assert replaced
+
+
+def test_a_request_running_when_the_proxy_changes_finishes_on_its_client(sim_factory, monkeypatch):
+    sim = sim_factory(gen_seconds=1.0)
+    settings = Settings(selfhosted_url=sim.url)
+
+    async def session() -> tuple[bool, bool, bytes]:
+        drawing = asyncio.ensure_future(
+            px.agenerate("a lighthouse", "animagine", seed=1, settings=settings, archive=False)
+        )
+        while not any(entry.path == "/generate" for entry in sim.request_log):
+            await asyncio.sleep(0.01)  # until the server has the request
+        old = get_client()
+        monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # never used: loopback
+        assert get_client() is not old  # new requests get a new client at once
+        open_while_drawing = not old.is_closed
+        generation = await asyncio.wait_for(drawing, 20)
+        await asyncio.sleep(0)
+        return open_while_drawing, old.is_closed, generation.png_bytes
+
+    open_while_drawing, closed_after, png = run(session())
+    assert open_while_drawing and closed_after and png
+
+
 def test_loopback_is_every_name_and_address_of_this_machine_and_no_other():
     for host in ("localhost", "LOCALHOST.", "gpu.localhost", "127.0.0.1", "127.5.6.7", "::1",
                  "[::1]", "::ffff:127.0.0.1"):  # fmt: skip

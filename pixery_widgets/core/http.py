@@ -11,28 +11,64 @@ httpx reads no netrc credentials since 0.24), so a user behind a corporate proxy
 reaches the cloud providers. One exception: a loopback address (``localhost``,
 127.0.0.0/8, ``::1``), typically an SSH tunnel to the self-hosted server, is
 never sent through a proxy. A proxy sees only the host name of an https request
-(the key travels inside the TLS tunnel).
+(the key travels inside the TLS tunnel). The variables are read when the client is
+made, as httpx does, and again when they change: a notebook that sets HTTPS_PROXY
+after its first request gets a new client for the next one, and the old one closes
+once its last exchange is over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import os
 import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 
 from .config import mask_url
 
-__all__ = ["MAX_RESPONSE_BYTES", "ResponseTooLarge", "get_client", "is_loopback", "read_limited"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "ResponseTooLarge",
+    "client_in_use",
+    "get_client",
+    "is_loopback",
+    "read_limited",
+]
 
 #: Largest answer body read from any back end; bigger ones are refused mid-stream.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+#: Variables the client reads when it is made; a change makes the next request use a new one.
+_ENVIRONMENT = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
+
+@dataclass
+class _Shared:
+    """A loop's client, the environment it was made with, and the requests using it."""
+
+    client: httpx.AsyncClient
+    environment: tuple[str | None, ...]
+    in_use: int = 0
+    retired: bool = False
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Shared] = (
     weakref.WeakKeyDictionary()
 )
+_closing: set[asyncio.Task[None]] = set()
 
 
 class ResponseTooLarge(Exception):
@@ -82,21 +118,61 @@ def _mask_httpx_logs() -> None:
         logger.addFilter(_MaskURLs())
 
 
-def get_client() -> httpx.AsyncClient:
-    """The process's client for the running event loop (created on first use)."""
+def _environment() -> tuple[str | None, ...]:
+    return tuple(os.environ.get(name) or os.environ.get(name.lower()) for name in _ENVIRONMENT)
+
+
+def _new_client() -> httpx.AsyncClient:
+    _mask_httpx_logs()
+    return _SharedClient(
+        timeout=httpx.Timeout(30.0),
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        follow_redirects=False,
+        trust_env=True,
+        headers={"User-Agent": "pixery-widgets"},
+    )
+
+
+def _shared() -> _Shared:
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        _mask_httpx_logs()
-        client = _SharedClient(
-            timeout=httpx.Timeout(30.0),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            follow_redirects=False,
-            trust_env=True,
-            headers={"User-Agent": "pixery-widgets"},
-        )
-        _clients[loop] = client
-    return client
+    shared = _clients.get(loop)
+    environment = _environment()
+    if shared is not None and not shared.client.is_closed and shared.environment == environment:
+        return shared
+    if shared is not None:  # the proxy settings changed: new requests use a new client
+        shared.retired = True
+        if shared.in_use == 0:
+            _close_later(shared.client)
+    for old in [other for other in _clients if other.is_closed()]:
+        del _clients[old]  # a script's finished asyncio.run: nothing can use its client again
+    shared = _clients[loop] = _Shared(_new_client(), environment)
+    return shared
+
+
+def _close_later(client: httpx.AsyncClient) -> None:
+    if not client.is_closed:
+        task = asyncio.get_running_loop().create_task(client.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+def get_client() -> httpx.AsyncClient:
+    """The process's client for the running event loop (created on first use, and again
+    when the proxy or CA variables change)."""
+    return _shared().client
+
+
+@contextlib.asynccontextmanager
+async def client_in_use() -> AsyncIterator[httpx.AsyncClient]:
+    """The client, held for one exchange: one retired meanwhile closes after it."""
+    shared = _shared()
+    shared.in_use += 1
+    try:
+        yield shared.client
+    finally:
+        shared.in_use -= 1
+        if shared.retired and shared.in_use == 0:
+            _close_later(shared.client)
 
 
 async def read_limited(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -> bytes:

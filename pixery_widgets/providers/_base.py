@@ -19,7 +19,7 @@ import httpx
 
 from ..core.config import Settings, mask_url
 from ..core.errors import BadResponseError, ServerTimeoutError
-from ..core.http import MAX_RESPONSE_BYTES, ResponseTooLarge, get_client, read_limited
+from ..core.http import MAX_RESPONSE_BYTES, ResponseTooLarge, client_in_use, read_limited
 from ..core.types import Generation, GenerationRequest
 from ._wire import describe_failure, describe_transport_error
 
@@ -106,6 +106,27 @@ async def within(seconds: float | None, coro: Coroutine[Any, Any, T]) -> T:
     return task.result()
 
 
+def _build(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    where: str,
+    json_body: Any,
+    content: bytes | None,
+    headers: dict[str, str] | None,
+    timeout: float | httpx.Timeout,
+) -> httpx.Request:
+    try:
+        return client.build_request(
+            method, url, json=json_body, content=content, headers=headers, timeout=timeout
+        )
+    except (httpx.InvalidURL, ValueError) as exc:  # an address taken from an answer may be
+        raise BadResponseError(  # anything; idna's errors for a bad name are ValueErrors
+            f"{where}: the address {mask_url(url)!r} is not a valid URL ({mask_url(str(exc))}).",
+            reason="bad address",
+        ) from None
+
+
 async def send(
     method: str,
     url: str,
@@ -125,47 +146,39 @@ async def send(
     passes ``limit``, so a runaway answer never fills memory. ``setting`` names the
     variable that holds the address, for messages that say what to change.
     """
-    client = get_client()
     if content is not None:
         headers = {**(headers or {}), "Content-Type": "application/json"}
-    try:
-        request = client.build_request(
-            method, url, json=json_body, content=content, headers=headers, timeout=timeout
-        )
-    except (httpx.InvalidURL, ValueError) as exc:  # an address taken from an answer may be
-        raise BadResponseError(  # anything; idna's errors for a bad name are ValueErrors
-            f"{where}: the address {mask_url(url)!r} is not a valid URL ({mask_url(str(exc))}).",
-            reason="bad address",
-        ) from None
-    answering = False
+    async with client_in_use() as client:  # one retired meanwhile closes after this
+        request = _build(client, method, url, where, json_body, content, headers, timeout)
+        answering = False
 
-    async def exchange() -> tuple[httpx.Response, bytes]:
-        nonlocal answering
-        response = await client.send(request, stream=True)
-        answering = True
+        async def exchange() -> tuple[httpx.Response, bytes]:
+            nonlocal answering
+            response = await client.send(request, stream=True)
+            answering = True
+            try:
+                return response, await read_limited(response, limit)
+            finally:
+                await response.aclose()
+
+        budget = total_budget(timeout)
         try:
-            return response, await read_limited(response, limit)
-        finally:
-            await response.aclose()
-
-    budget = total_budget(timeout)
-    try:
-        response, body = await within(budget, exchange())
-    except asyncio.TimeoutError:
-        raise ServerTimeoutError(
-            f"{where} started answering but did not finish within {budget:g} s."
-            if answering
-            else f"{where} did not answer within {budget:g} s.",
-            reason="timed out",
-        ) from None
-    except ResponseTooLarge:
-        raise BadResponseError(
-            f"{where} sent an answer larger than {limit // (1024 * 1024)} MB; refused.",
-            reason="answer too large",
-        ) from None
-    except Exception as exc:  # httpx's errors, and whatever idna or the sockets raise
-        raise describe_failure(exc, where, url, setting) from None
-    return response.status_code, dict(response.headers), body
+            response, body = await within(budget, exchange())
+        except asyncio.TimeoutError:
+            raise ServerTimeoutError(
+                f"{where} started answering but did not finish within {budget:g} s."
+                if answering
+                else f"{where} did not answer within {budget:g} s.",
+                reason="timed out",
+            ) from None
+        except ResponseTooLarge:
+            raise BadResponseError(
+                f"{where} sent an answer larger than {limit // (1024 * 1024)} MB; refused.",
+                reason="answer too large",
+            ) from None
+        except Exception as exc:  # httpx's errors, and whatever idna or the sockets raise
+            raise describe_failure(exc, where, url, setting) from None
+        return response.status_code, dict(response.headers), body
 
 
 def encode_json(body: Any) -> bytes:

@@ -27,7 +27,7 @@ from ..core.errors import (
     ServerError,
     ServerTimeoutError,
 )
-from ..core.http import get_client
+from ..core.http import client_in_use
 
 __all__ = [
     "EXPECTS_HTTPS",
@@ -187,17 +187,17 @@ async def speaks_tls(url: str) -> bool:
     with a self-signed one) or a TLS alert counts as yes: the port speaks TLS. This tells a plain-HTTP
     mistake from a dead server; it goes the way every request goes (the shared client,
     its proxies). Run it under a deadline (``_base.within``)."""
-    try:
-        target = urlsplit(url)._replace(scheme="https").geturl()
-        client = get_client()
-        request = client.build_request("GET", target, timeout=httpx.Timeout(PROBE_TIMEOUT))
-        response = await client.send(request, stream=True)
-    except httpx.ConnectError as exc:
-        return any(_tls_spoken(c) for c in _cause_chain(exc))
-    except Exception:  # anything else: no sign of TLS (refused, reset, not an address)
-        return False
-    await response.aclose()  # its body is not read
-    return True
+    async with client_in_use() as client:
+        try:
+            target = urlsplit(url)._replace(scheme="https").geturl()
+            request = client.build_request("GET", target, timeout=httpx.Timeout(PROBE_TIMEOUT))
+            response = await client.send(request, stream=True)
+        except httpx.ConnectError as exc:
+            return any(_tls_spoken(c) for c in _cause_chain(exc))
+        except Exception:  # anything else: no sign of TLS (refused, reset, not an address)
+            return False
+        await response.aclose()  # its body is not read
+        return True
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..core.config import Settings, load_settings
-from ..core.errors import PixeryError, ServerError, ServerTimeoutError
+from ..core.errors import ConfigurationError, PixeryError, ServerError, ServerTimeoutError
 from ..core.types import SelfHostedStatus, ServerState
 from .selfhosted import HEALTH_TIMEOUT, SelfHostedClient, generations_in_flight
 
@@ -146,6 +146,8 @@ def _short_reason(exc: PixeryError) -> str:
     """A few words for the status line: the error's own short reason, else its sentence."""
     if exc.reason:
         return exc.reason
+    if isinstance(exc, ConfigurationError):  # an address made by hand that cannot be used
+        return exc.message
     if isinstance(exc, ServerError):
         return f"error answer (HTTP {exc.status_code})"
     return f"bad answer: {exc.message}"
