@@ -132,7 +132,8 @@ CLIENT_CALLS = {
 
 def assert_a_sentence(error: PixeryError) -> None:
     assert isinstance(error, PixeryError)
-    assert error.message[:1].isupper() and error.message.endswith("."), error.message
+    starts = error.message[:1].isupper() or error.message.startswith("fal.ai")  # its own name
+    assert starts and error.message.endswith("."), error.message
     assert "Traceback" not in error.message
 
 
