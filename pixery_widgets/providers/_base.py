@@ -137,14 +137,12 @@ async def send(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
     limit: int = MAX_RESPONSE_BYTES,
-    setting: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """Send one request over the shared client; status, headers and the body (bounded).
 
     ``content`` is an already-encoded JSON body (large ones are encoded off the
     event loop by the caller). The answer is streamed and refused as soon as it
-    passes ``limit``, so a runaway answer never fills memory. ``setting`` names the
-    variable that holds the address, for messages that say what to change.
+    passes ``limit``, so a runaway answer never fills memory.
     """
     if content is not None:
         headers = {**(headers or {}), "Content-Type": "application/json"}
@@ -177,7 +175,7 @@ async def send(
                 reason="answer too large",
             ) from None
         except Exception as exc:  # httpx's errors, and whatever idna or the sockets raise
-            raise describe_failure(exc, where, url, setting) from None
+            raise describe_failure(exc, where, url) from None
         return response.status_code, dict(response.headers), body
 
 

@@ -42,7 +42,7 @@ __all__ = [
 #: The short reason of an error that says the address should be https://.
 EXPECTS_HTTPS = "it expects https://"
 #: Seconds the https:// probe of ``speaks_tls`` may take per phase.
-PROBE_TIMEOUT = 1.0
+PROBE_TIMEOUT = 0.5
 
 _DNS_MARKERS = ("name or service", "nodename", "getaddrinfo", "name resolution", "no address")
 
@@ -64,17 +64,17 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def https_hint(url: str, setting: str | None) -> str:
-    """``"change SELFHOSTED_API_URL to https://…"`` or a general word when no setting."""
+def https_hint(url: str, setting: str) -> str:
+    """``"change SELFHOSTED_API_URL to https://…"``: the address with https, masked."""
     try:
         target = mask_url(urlsplit(url)._replace(scheme="https").geturl())
     except ValueError:
         target = "https://…"
-    return f"change {setting} to {target}" if setting else f"the address should be {target}"
+    return f"change {setting} to {target}"
 
 
 def describe_transport_error(
-    exc: httpx.TransportError, where: str, url: str = "", setting: str | None = None
+    exc: httpx.TransportError, where: str, url: str = ""
 ) -> ConnectionFailedError:
     """An httpx transport failure → a package error whose message says what happened."""
     text = mask_url(str(exc) or type(exc).__name__)
@@ -138,9 +138,7 @@ def _connect_error(exc: httpx.ConnectError, where: str, text: str) -> Connection
     )
 
 
-def describe_failure(
-    exc: Exception, where: str, url: str = "", setting: str | None = None
-) -> PixeryError:
+def describe_failure(exc: Exception, where: str, url: str = "") -> PixeryError:
     """Any exception out of an exchange → a package error with a sentence.
 
     httpx's own tree first, then what can come from beneath it: idna's errors for a
@@ -148,7 +146,7 @@ def describe_failure(
     (a port above 65535 reaches ``connect`` as an ``OverflowError`` inside one).
     """
     if isinstance(exc, httpx.TransportError):
-        return describe_transport_error(exc, where, url, setting)
+        return describe_transport_error(exc, where, url)
     if isinstance(exc, httpx.DecodingError):
         return BadResponseError(
             f"{where} sent a compressed answer (Content-Encoding) that could not be "

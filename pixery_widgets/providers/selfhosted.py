@@ -50,8 +50,9 @@ INFO_TIMEOUT = 10.0
 #: The first request after a start or a model switch loads a checkpoint.
 GENERATE_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 SWITCH_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
-#: How long a dropped plain-http request may wait to learn whether the port speaks TLS.
-TLS_PROBE_TIMEOUT = 1.0
+#: How long a dropped plain-http request may wait to learn whether the port speaks TLS
+#: (a status check's /health, 2 s at most, and this stay within its 2.5 s).
+TLS_PROBE_TIMEOUT = 0.5
 
 _in_flight: Counter[str] = Counter()
 
@@ -258,7 +259,6 @@ class SelfHostedClient:
                 json_body=body,
                 content=content,
                 headers=self._headers,
-                setting=URL_ENV_NAME,
             )
         except ConnectionFailedError as exc:
             raise await self._maybe_https(exc, where) from None
@@ -268,7 +268,7 @@ class SelfHostedClient:
 
     async def _maybe_https(self, exc: ConnectionFailedError, where: str) -> ConnectionFailedError:
         """A plain http:// request the server dropped may have hit a TLS port: ask its
-        https:// twin of /health (a second at most) before saying so."""
+        https:// twin of /health (half a second at most) before saying so."""
         if exc.reason != "connection dropped" or not self._base.startswith("http://"):
             return exc
         probe = self._base + "/health" + (f"?{self._query}" if self._query else "")
