@@ -112,7 +112,10 @@ async def acheck_selfhosted(
         checked_at=time.time(),
     )
     if on_health is not None:
-        on_health(healthy)
+        try:
+            on_health(healthy)
+        except Exception:  # the listener's bug must not turn a healthy server into a raise
+            log.warning("The early status listener failed.", exc_info=True)
     wait = max(MIN_DETAILS_WAIT, CHECK_BUDGET - (time.monotonic() - started))
     models, loras = await asyncio.gather(
         _detail(client.models(timeout=wait), first.display_url),

@@ -67,7 +67,8 @@ class ServerWatcher:
     """The self-hosted server's status as one panel sees it, kept up to date.
 
     Everything that touches the outside world is injectable for tests:
-    ``load`` (settings), ``check`` (the health check), ``sleep`` and ``clock``.
+    ``load`` (settings), ``check`` (the health check; by default ``acheck_selfhosted``,
+    publishing the state early), ``sleep`` and ``clock``.
     """
 
     def __init__(
