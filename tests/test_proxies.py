@@ -22,6 +22,7 @@ from _secrets_plugin import leaks_in
 from net_stubs import answer, stub_server
 
 import pixery_widgets as px
+from pixery_widgets.core import http
 from pixery_widgets.core.config import Settings, load_settings
 from pixery_widgets.core.errors import ConnectionFailedError
 from pixery_widgets.core.http import get_client, is_loopback
@@ -56,6 +57,12 @@ def clean_proxy_env(monkeypatch):
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture(autouse=True)
+def env_looked_at_every_request(monkeypatch):
+    """The shared client looks at the proxy variables at most every second; here, always."""
+    monkeypatch.setattr(http, "ENV_RECHECK_S", 0.0)
 
 
 @pytest.fixture(autouse=True)

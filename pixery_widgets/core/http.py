@@ -12,9 +12,9 @@ reaches the cloud providers. One exception: a loopback address (``localhost``,
 127.0.0.0/8, ``::1``), typically an SSH tunnel to the self-hosted server, is
 never sent through a proxy. A proxy sees only the host name of an https request
 (the key travels inside the TLS tunnel). The variables are read when the client is
-made, as httpx does, and again when they change: a notebook that sets HTTPS_PROXY
-after its first request gets a new client for the next one, and the old one closes
-once its last exchange is over.
+made, as httpx does, and looked at again at most every second: a notebook that sets
+HTTPS_PROXY after its first request gets a new client from then on, and the old one
+closes once its last exchange is over.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ __all__ = [
 #: Largest answer body read from any back end; bigger ones are refused mid-stream.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
-#: Variables the client reads when it is made; a change makes the next request use a new one.
+#: Variables the client reads when it is made; a change gives the next request a new one.
 _ENVIRONMENT = (
     "HTTPS_PROXY",
     "HTTP_PROXY",
@@ -53,6 +54,8 @@ _ENVIRONMENT = (
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
 )
+#: Seconds between two looks at those variables (a look costs some 30 µs; a request, ms).
+ENV_RECHECK_S = 1.0
 
 
 @dataclass
@@ -61,6 +64,7 @@ class _Shared:
 
     client: httpx.AsyncClient
     environment: tuple[str | None, ...]
+    looked_at: float = 0.0
     in_use: int = 0
     retired: bool = False
 
@@ -136,16 +140,21 @@ def _new_client() -> httpx.AsyncClient:
 def _shared() -> _Shared:
     loop = asyncio.get_running_loop()
     shared = _clients.get(loop)
+    now = time.monotonic()
+    if shared is not None and not shared.client.is_closed:
+        if now - shared.looked_at < ENV_RECHECK_S:
+            return shared
+        shared.looked_at = now
+        if shared.environment == _environment():
+            return shared
     environment = _environment()
-    if shared is not None and not shared.client.is_closed and shared.environment == environment:
-        return shared
     if shared is not None:  # the proxy settings changed: new requests use a new client
         shared.retired = True
         if shared.in_use == 0:
             _close_later(shared.client)
     for old in [other for other in _clients if other.is_closed()]:
         del _clients[old]  # a script's finished asyncio.run: nothing can use its client again
-    shared = _clients[loop] = _Shared(_new_client(), environment)
+    shared = _clients[loop] = _Shared(_new_client(), environment, looked_at=now)
     return shared
 
 
