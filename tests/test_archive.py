@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import pixery_widgets as px
-from pixery_widgets.archive.store import (
+from pixery_widgets.archive import (
     Archive,
     a1111_parameters,
     add_text_chunks,
@@ -143,18 +143,18 @@ def test_a1111_parameters_use_the_format_other_sd_tools_parse():
         }
     )
     assert text.splitlines() == [
-        "1girl, solo",
+        "1girl, solo <lora:detail_tweaker:0.8>",  # the LoRA inline, as A1111 applies it
         "Negative prompt: lowres",
-        "Steps: 28, CFG scale: 5, Seed: 7, Size: 832x1216, Model: animagine, "
-        'Lora: "detail_tweaker:0.8", Version: pixery-widgets',
+        "Steps: 28, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 832x1216, Model: animagine, "
+        f"Version: v{px.__version__}",
     ]
 
 
 def test_a_lora_at_scale_zero_is_written_as_zero_not_the_default():
     info = {"prompt": "x", "model": "animagine", "lora": "detail_tweaker", "lora_scale": 0.0}
-    assert 'Lora: "detail_tweaker:0"' in a1111_parameters(info)
+    assert a1111_parameters(info).splitlines()[0] == "x <lora:detail_tweaker:0>"
     del info["lora_scale"]  # an old record without a scale: the default
-    assert 'Lora: "detail_tweaker:0.8"' in a1111_parameters(info)
+    assert a1111_parameters(info).splitlines()[0] == "x <lora:detail_tweaker:0.8>"
 
 
 # -- saving -----------------------------------------------------------------------------------
@@ -190,11 +190,11 @@ def test_save_writes_png_with_parameters_thumbnail_and_row(archive: Archive):
 def _record_fsyncs(monkeypatch, root: Path) -> list[Path]:
     """Stand-in for the archive's fsync of one path; returns the paths under ``root`` it saw
     (an archive of an earlier test may still be finishing a round)."""
-    from pixery_widgets.archive import store as _archive
+    from pixery_widgets.archive import files as archive_files
 
     synced: list[Path] = []
     monkeypatch.setattr(
-        _archive, "_fsync_path", lambda p: synced.append(p) if p.is_relative_to(root) else None
+        archive_files, "_fsync_path", lambda p: synced.append(p) if p.is_relative_to(root) else None
     )
     return synced
 
@@ -225,11 +225,13 @@ def test_index_uses_wal_and_has_the_documented_columns(archive: Archive):
     with sqlite3.connect(archive.db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         columns = {r[1] for r in conn.execute("PRAGMA table_info(generations)")}
+        tag_columns = [r[1] for r in conn.execute("PRAGMA table_info(tags)")]
     assert {
         "id", "created_at", "prompt", "negative_prompt", "model", "provider", "seed", "width",
         "height", "steps", "cfg_scale", "lora", "lora_scale", "reference_hash", "elapsed_s",
-        "cost_usd", "path", "thumb_path", "batch_id", "tags",
+        "cost_usd", "path", "thumb_path", "batch_id", "starred", "trashed_at", "parent_id",
     } <= columns  # fmt: skip
+    assert tag_columns == ["record_id", "tag"]  # one row per tag, stored as typed
 
 
 def test_jpeg_from_a_provider_is_archived_as_png_with_its_pixels(archive: Archive):
@@ -318,7 +320,7 @@ def test_search_filters_combine_and_results_are_newest_first(archive: Archive):
     assert [r.id for r in archive.records(limit=1, offset=1)] == [b.id]
     assert {r.id for r in archive.search("FOX")} == {a.id, c.id}
     assert [r.id for r in archive.search("100%")] == [c.id]  # % is literal, not a wildcard
-    assert [r.id for r in archive.search("x_s")] == [c.id]
+    assert [r.id for r in archive.search("fox_st")] == [c.id]  # words, each a prefix
     assert {r.id for r in archive.search(batch="b1")} == {a.id, b.id}
     assert archive.search(model="pony") == []
     assert len(archive.search(model="animagine")) == 3
@@ -354,7 +356,7 @@ def test_records_survive_a_restart_of_the_process(tmp_path: Path):
         f"""
         import io
         from PIL import Image
-        from pixery_widgets.archive.store import Archive
+        from pixery_widgets.archive import Archive
         from pixery_widgets.core.config import Settings
         from pixery_widgets.core.types import Generation, GenerationRequest
         arch = Archive({str(root)!r}, settings=Settings())

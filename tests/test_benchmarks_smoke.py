@@ -41,6 +41,7 @@ OURS = {
     "bench_memory",
     "bench_menu_latency",
     "bench_notebook_weight",
+    "bench_sweep",
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.types import SelfHostedStatus, ServerState
 from pixery_widgets.providers import selfhosted
-from pixery_widgets.providers.status import acheck_selfhosted
+from pixery_widgets.providers.status import acheck_with_early_health
 from pixery_widgets.session.watcher import ServerWatcher
 
 #: How long a test waits for what it expects; the hang lasts until the simulator stops.
@@ -35,7 +35,8 @@ def test_a_check_is_healthy_at_once_while_a_detail_route_hangs(sim, hanging):
 
     async def check() -> SelfHostedStatus:
         return await asyncio.wait_for(
-            acheck_selfhosted(Settings(selfhosted_url=sim.url), on_health=heard.append), BOUND
+            acheck_with_early_health(Settings(selfhosted_url=sim.url), on_health=heard.append),
+            BOUND,
         )
 
     status = asyncio.run(check())

@@ -4,7 +4,7 @@ Repeated: what certainly never left (a refused connection, a name that did not r
 429 (the provider did not run it), a 503 with Retry-After (it did not take it on), any
 read (fal's status and result, image downloads), and a fal.ai 5xx (fal documents those as
 not billed). Not repeated: another 5xx or a connection dropped after the request was sent
-to Gemini or OpenAI, nor a dropped fal submission. docs/retries.md says the same in words;
+to Gemini or OpenAI, nor a dropped fal submission. docs/backends.md ("Retries") says the same in words;
 respx counts the calls.
 """
 

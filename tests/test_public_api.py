@@ -21,7 +21,7 @@ PUBLIC = {
     "RequestRejectedError", "Secret", "SelfHostedStatus", "ServerError", "ServerState",
     "ServerTimeoutError", "Settings", "StatusIndicator", "UnknownLoraError", "UnknownModelError",
     "__version__", "acheck_selfhosted", "agenerate", "arun_batch", "check_selfhosted",
-    "generate", "last_batch", "load_settings", "model_menu", "resolve_model", "run_batch",
+    "generate", "last_batch", "load_settings", "model_menu", "prompt_sr", "resolve_model", "run_batch",
     "session_ledger", "start_batch",
 }  # fmt: skip
 

@@ -21,6 +21,7 @@ API key (keys are masked before any message is built).
     ├── BadResponseError .......... the answer is not what the contract says
     │   └── ImageDecodeError ...... the image bytes are not a usable image
     └── ArchiveError .............. an image could not be written to disk
+        └── RecordNotFoundError ... no archived image with that id (also a KeyError)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "ModelUnavailableError",
     "PixeryError",
     "RateLimitError",
+    "RecordNotFoundError",
     "RequestRejectedError",
     "ServerError",
     "ServerTimeoutError",
@@ -175,3 +177,7 @@ class ImageDecodeError(BadResponseError):
 
 class ArchiveError(PixeryError):
     """An image could not be saved to the archive."""
+
+
+class RecordNotFoundError(ArchiveError, KeyError):
+    """No archived image with that id (a ``KeyError`` too, as for a mapping)."""

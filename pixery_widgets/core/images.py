@@ -14,6 +14,7 @@ import base64
 import binascii
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ else:
 __all__ = [
     "MAX_IMAGE_PIXELS",
     "TOO_LARGE",
+    "as_references",
     "base64_image_bytes",
     "check_image_bytes",
     "decode_base64_image",
@@ -158,6 +160,15 @@ def _reference_too_large(size: tuple[int, int] | None) -> str:
         f"The reference image is too large: {width}×{height} pixels ({megapixels:.1f} "
         f"megapixels); {limit}. Scale it down first."
     )
+
+
+def as_references(reference: ReferenceLike | Sequence[ReferenceLike] | None) -> tuple[bytes, ...]:
+    """One reference or several (paths, bytes, PIL images) → their bytes, each checked."""
+    if reference is None:
+        return ()
+    if isinstance(reference, (list, tuple)):
+        return tuple(reference_to_bytes(r) for r in reference)
+    return (reference_to_bytes(reference),)
 
 
 def thumbnail_png(raw: bytes, max_side: int = 256, *, fmt: str = "PNG") -> bytes:

@@ -4,7 +4,7 @@ mapping is in ``_cloud_errors``).
 A key is attached in exactly one place (``Service.auth_headers``), only for
 its own provider's host and only over https, so a URL taken from an answer
 can never carry it elsewhere. Retries follow one policy for every provider,
-and never pay twice (docs/retries.md): a 429 is retried with backoff
+and never pay twice (docs/backends.md, "Retries"): a 429 is retried with backoff
 (honouring Retry-After), since a limited request was not run; a request that
 certainly never left (refused, DNS, proxy) once; a 5xx or a dropped connection
 only where repeating cannot charge again: a read (GET), a 503 with Retry-After,

@@ -7,7 +7,8 @@ is offline or busy.
 
 The state is known once ``/health`` has answered; ``/models`` and ``/loras``
 only add details (downloaded checkpoints, LoRAs). So ``on_health`` hears the
-healthy status at once, and the details get what is left of the check's
+healthy status at once (``acheck_with_early_health``, which the panel's watcher
+uses), and the details get what is left of the check's
 ``CHECK_BUDGET`` (at least ``MIN_DETAILS_WAIT``): a detail route that hangs
 costs the status nothing and the check at most 2.5 s, and its details come
 with the next check.
@@ -30,6 +31,7 @@ from .selfhosted import HEALTH_TIMEOUT, SelfHostedClient, generations_in_flight
 __all__ = [
     "CHECK_BUDGET",
     "acheck_selfhosted",
+    "acheck_with_early_health",
     "checking_status",
     "forget_known_models",
     "known_models",
@@ -67,15 +69,20 @@ def checking_status(settings: Settings) -> SelfHostedStatus:
 
 
 async def acheck_selfhosted(
+    settings: Settings | None = None, *, timeout: float = HEALTH_TIMEOUT
+) -> SelfHostedStatus:
+    """Check the server: ``/health`` with a short timeout, then ``/models`` and ``/loras``."""
+    return await acheck_with_early_health(settings, timeout=timeout)
+
+
+async def acheck_with_early_health(
     settings: Settings | None = None,
     *,
     timeout: float = HEALTH_TIMEOUT,
     on_health: Callable[[SelfHostedStatus], Any] | None = None,
 ) -> SelfHostedStatus:
-    """Check the server: ``/health`` with a short timeout, then ``/models`` and ``/loras``.
-
-    ``on_health`` is called with the healthy status (without details) as soon as
-    ``/health`` has answered; the status returned adds the details that came in time.
+    """``acheck_selfhosted``, calling ``on_health`` with the healthy status (no details yet)
+    as soon as ``/health`` has answered; what it returns adds the details that came in time.
     """
     settings = settings if settings is not None else load_settings()
     first = checking_status(settings)

@@ -2,7 +2,8 @@
 
 Jobs are ordered prompt-major, then seed, then model, so a model comparison
 shows the same prompt and seed side by side; the result keeps that order
-whatever order images arrive in.
+whatever order images arrive in. A sweep's ``vary=`` axes nest between seed
+and model (``session.sweep``); ``batch.grid()`` draws them (``session.sheet``).
 
 Scheduling: each back end gets its own pool of workers, which take the next
 job the moment they are free (no waves): one at a time for a self-hosted
@@ -27,7 +28,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import random
 import secrets
 import sys
 import time
@@ -36,7 +36,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..archive.store import Archive, _thumbnail, get_archive
+from ..archive import Archive, get_archive
+from ..archive.files import thumbnail
+from ..core import schema
 from ..core.catalog import ModelSpec, resolve_model
 from ..core.config import Settings, load_settings
 from ..core.errors import (
@@ -50,10 +52,14 @@ from ..core.sync import run_sync
 from ..core.types import Generation
 from ..providers.status import known_models
 from .progress import ProgressSnapshot, make_reporter
-from .validation import RANDOM_SEED_RANGE, as_references
+from .sweep import Sweep, plan_sweep
+from .sweep_checks import estimate_cost, validate_sweep
+from .validation import as_references
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from .sheet import ContactSheet
 
 __all__ = [
     "CLOUD_CONCURRENCY",
@@ -84,35 +90,28 @@ RATE_LIMIT_BACKOFF = 2.0
 _sleep = asyncio.sleep
 
 
-#: agenerate's request fields; any other keyword is a provider extra.
-_FIELDS = frozenset(
-    {
-        "negative_prompt",
-        "width",
-        "height",
-        "steps",
-        "cfg_scale",
-        "reference",
-        "ip_adapter_scale",
-        "lora",
-        "lora_scale",
-    }
-)
-
-
 @dataclass(frozen=True)
 class Job:
-    """One image to make: a prompt, a model and a seed (``None``: the back end picks)."""
+    """One image to make: a prompt, a model and a seed (``None``: the back end picks).
+
+    A sweep's job also carries the request keywords its cell sets (``overrides``) and
+    its index on each of the sweep's axes (``coords``).
+    """
 
     index: int
     prompt: str
     model: str
     provider: str
     seed: int | None
+    overrides: tuple[tuple[str, Any], ...] = ()
+    coords: tuple[int, ...] = ()
 
     def label(self) -> str:
         seed = f"seed {self.seed}" if self.seed is not None else "random seed"
-        return f"#{self.index + 1} {self.model} · {seed}"
+        own = "".join(
+            f" · {k}={v:g}" if isinstance(v, float) else f" · {k}={v}" for k, v in self.overrides
+        )
+        return f"#{self.index + 1} {self.model} · {seed}{own}"
 
 
 @dataclass(frozen=True)
@@ -205,6 +204,8 @@ class Batch:
         self._active = False
         self._reporter: Any = None
         self._unsubscribe: Callable[[], None] | None = None
+        #: Its axes and where each job sits on them (set by ``plan_batch``).
+        self.sweep: Sweep | None = None
 
     # -- what it holds ---------------------------------------------------------------------
 
@@ -469,7 +470,7 @@ class Batch:
                     seed=job.seed,
                     settings=self._settings,
                     archive=False,
-                    **self._params,
+                    **{**self._params, **dict(job.overrides)},
                 )
             except RateLimitError as exc:
                 wait = _rate_limit_wait(exc, attempt)
@@ -531,11 +532,20 @@ class Batch:
                 self._thumbs[index] = await (
                     self.archive.athumbnail(record, generation.png_bytes)
                     if self.archive is not None and record is not None
-                    else asyncio.to_thread(_thumbnail, generation.png_bytes)
+                    else asyncio.to_thread(thumbnail, generation.png_bytes)
                 )
         self._notify()
 
     # -- display ----------------------------------------------------------------------------------
+
+    def grid(
+        self, x: str | None = None, y: str | None = None, z: str | None = None, **options: Any
+    ) -> ContactSheet:
+        """A labelled contact sheet of the images on two axes, one sheet per ``z`` value,
+        archived beside the images; axes not named are those that vary. See ``session.sheet``."""
+        from .sheet import contact_sheet
+
+        return contact_sheet(self, x, y, z, **options)
 
     def _repr_html_(self) -> str:
         from ..core.grid import GridItem, grid_html
@@ -548,7 +558,7 @@ class Batch:
                 thumb = self._thumbs.get(i)
                 if thumb is None:
                     try:
-                        thumb = self._thumbs[i] = _thumbnail(result.png_bytes)
+                        thumb = self._thumbs[i] = thumbnail(result.png_bytes)
                     except Exception:
                         thumb = None
                 seed = f"seed {result.seed}" if result.seed is not None else "random seed"
@@ -582,22 +592,6 @@ def _rate_limit_wait(exc: RateLimitError, attempt: int) -> float | None:
     return wait if wait <= RATE_LIMIT_MAX_WAIT else None
 
 
-def _seed_list(seeds: int | Iterable[int | None] | None) -> list[int | None] | None:
-    """``None`` → one back-end-chosen seed; an int n → n random seeds per prompt; else the seeds."""
-    if seeds is None:
-        return None
-    if isinstance(seeds, bool):
-        raise InvalidRequestError(f"seeds must be a count, a list of seeds or None, got {seeds!r}.")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise InvalidRequestError(f"seeds must be at least 1 when it is a count, got {seeds}.")
-        return []  # drawn per prompt
-    out = list(seeds)
-    if not out:
-        raise InvalidRequestError("seeds is empty; give at least one seed, a count, or None.")
-    return out
-
-
 def _check_concurrency(concurrency: int | Mapping[str, int] | None) -> None:
     values = (
         [concurrency]
@@ -616,37 +610,14 @@ def _check_concurrency(concurrency: int | Mapping[str, int] | None) -> None:
 def plan_jobs(
     prompts: Sequence[str], specs: Sequence[ModelSpec], seeds: int | Iterable[int | None] | None
 ) -> list[Job]:
-    """prompts × seeds × models, prompt-major, then seed, then model.
+    """prompts × seeds × models, prompt-major, then seed, then model (``plan_sweep`` without axes).
 
     Models without seed control get ``seed=None`` (one variation per seed slot).
     """
-    fixed = _seed_list(seeds)
-    rng = random.SystemRandom()
-    jobs: list[Job] = []
-    for prompt in prompts:
-        if fixed is None:
-            per_prompt: list[int | None] = [None]
-        elif fixed:
-            per_prompt = list(fixed)
-        else:
-            assert isinstance(seeds, int)
-            per_prompt = [rng.randrange(RANDOM_SEED_RANGE) for _ in range(seeds)]
-        for seed in per_prompt:
-            for spec in specs:
-                jobs.append(
-                    Job(
-                        len(jobs), prompt, spec.id, spec.provider, seed if spec.takes_seed else None
-                    )
-                )
-    return jobs
+    return list(plan_sweep(prompts, specs, seeds).jobs)
 
 
-def _split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    fields = {k: v for k, v in params.items() if k in _FIELDS}
-    extra = {k: v for k, v in params.items() if k not in _FIELDS}
-    return fields, extra
-
-
+@schema.with_request_fields(exclude=("seed",))
 async def plan_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
@@ -657,16 +628,15 @@ async def plan_batch(
     archive: bool | Archive = True,
     max_cost_usd: float | None = None,
     settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
     **params: Any,
 ) -> Batch:
     """Check everything and build the ``Batch`` without running it.
 
-    Order of refusals, all before any image request: bad prompts, models or
-    seeds; the cost guard; then each model's request check (which may ask a
-    self-hosted server for its LoRAs).
+    Order of refusals, all before any image request: bad prompts, models, seeds
+    or axes; the cost guard; then each model's request check (which may ask a
+    self-hosted server for its LoRAs), each axis value and each image's request.
     """
-    from .generate import prepare_request
-
     settings_given = settings is not None
     settings = settings if settings is not None else load_settings()
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -687,10 +657,9 @@ async def plan_batch(
     specs = list(
         {s.id: s for s in (resolve_model(m, local_models=local) for m in model_names)}.values()
     )
-    jobs = plan_jobs(prompt_list, specs, seeds)
-
-    width, height = int(params.get("width", 1024)), int(params.get("height", 1024))
-    estimate = round(sum(_spec(specs, j.model).estimated_cost(width, height) for j in jobs), 6)
+    sweep = plan_sweep(prompts, specs, seeds, vary, params)
+    jobs = list(sweep.jobs)
+    estimate = estimate_cost(jobs, specs, params)
     if max_cost_usd is not None and estimate > max_cost_usd + 1e-9:
         raise CostLimitError(
             f"This batch of {len(jobs)} images would cost about ${estimate:.3f}, above "
@@ -701,12 +670,8 @@ async def plan_batch(
     params = dict(params)
     if params.get("reference") is not None:  # files read once for the batch, off the loop
         params["reference"] = await asyncio.to_thread(as_references, params["reference"])
-    fields, extra = _split_params(params)
-    for spec in specs:
-        first_seed = next((j.seed for j in jobs if j.model == spec.id), None)
-        await prepare_request(
-            prompt_list[0], spec.id, settings, seed=first_seed, extra=extra or None, **fields
-        )
+    fields, options = schema.split(params)
+    await validate_sweep(sweep, specs, settings, fields, options, keywords=_KEYWORDS)
 
     target: Archive | None
     if archive is False:
@@ -728,17 +693,15 @@ async def plan_batch(
         concurrency=concurrency,
         estimated_cost_usd=estimate,
     )
+    batch.sweep = sweep
     _last = batch
     return batch
-
-
-def _spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
-    return next(s for s in specs if s.id == model_id)
 
 
 # -- the public entry points ----------------------------------------------------------------------
 
 
+@schema.with_request_fields(exclude=("seed",))
 async def arun_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
@@ -750,6 +713,7 @@ async def arun_batch(
     max_cost_usd: float | None = None,
     progress: Any = True,
     settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
     **params: Any,
 ) -> Batch:
     """Make one image per (prompt, seed, model) and return the ``Batch`` when all are settled.
@@ -764,7 +728,15 @@ async def arun_batch(
     is above it (``CostLimitError``), before any request. ``out_dir`` archives
     somewhere else than ``PIXERY_ARCHIVE_DIR``; ``archive=False`` keeps images in
     memory only. ``progress``: True (a bar), False, or a callable taking a
-    ``ProgressSnapshot``. Other keywords are ``agenerate``'s (width, steps, lora…).
+    ``ProgressSnapshot``. The other keywords are ``agenerate``'s request fields (see the
+    signature; ``seeds`` instead of ``seed``) and provider options, checked for every model
+    before anything is sent.
+
+    ``vary`` sweeps any of those fields: ``{"cfg_scale": [4, 6, 8], "lora": [None,
+    "pixel_art"]}`` makes one image per combination, also crossed with prompts, seeds
+    and models; ``"size"`` takes (width, height) pairs. Results are nested prompt →
+    seed → the vary= axes in the order given → model; every combination is checked
+    and priced first (``session.sweep``). ``batch.grid()`` draws the contact sheet.
 
     A failed job does not stop the others; see ``.failed`` and ``retry_failed()``.
     """
@@ -777,25 +749,45 @@ async def arun_batch(
         archive=archive,
         max_cost_usd=max_cost_usd,
         settings=settings,
+        vary=vary,
         **params,
     )
     await batch._execute(range(len(batch.jobs)), progress)
     return batch
 
 
+@schema.with_request_fields(exclude=("seed",))
 async def start_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
     *,
+    seeds: int | Iterable[int | None] | None = None,
+    concurrency: int | Mapping[str, int] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    archive: bool | Archive = True,
+    max_cost_usd: float | None = None,
     progress: Any = True,
-    **kwargs: Any,
+    settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
+    **params: Any,
 ) -> Batch:
     """Check and start a batch in the background; returns the running ``Batch`` at once.
 
     In a notebook the cell ends immediately, so ``batch.cancel()`` works from
     another cell; ``await batch`` waits for it. Same arguments as ``arun_batch``.
     """
-    batch = await plan_batch(prompts, model, **kwargs)
+    batch = await plan_batch(
+        prompts,
+        model,
+        seeds=seeds,
+        concurrency=concurrency,
+        out_dir=out_dir,
+        archive=archive,
+        max_cost_usd=max_cost_usd,
+        settings=settings,
+        vary=vary,
+        **params,
+    )
     batch._loop = asyncio.get_running_loop()
     batch._runner = batch._loop.create_task(
         batch._execute(range(len(batch.jobs)), progress), name=f"pixery-batch-{batch.id}"
@@ -808,15 +800,37 @@ async def start_batch(
 _background: set[asyncio.Task[Any]] = set()
 
 
+@schema.with_request_fields(exclude=("seed",))
 def run_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
-    **kwargs: Any,
+    *,
+    seeds: int | Iterable[int | None] | None = None,
+    concurrency: int | Mapping[str, int] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    archive: bool | Archive = True,
+    max_cost_usd: float | None = None,
+    progress: Any = True,
+    settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
+    **params: Any,
 ) -> Batch:
     """Sync twin of ``arun_batch``; in a kernel too. Interrupting the kernel cancels
     what is in flight and keeps every arrived image (``px.last_batch()`` holds them)."""
-    progress = kwargs.pop("progress", True)
-    batch = run_sync(plan_batch(prompts, model, **kwargs))
+    batch = run_sync(
+        plan_batch(
+            prompts,
+            model,
+            seeds=seeds,
+            concurrency=concurrency,
+            out_dir=out_dir,
+            archive=archive,
+            max_cost_usd=max_cost_usd,
+            settings=settings,
+            vary=vary,
+            **params,
+        )
+    )
     return _run_interruptible(batch, batch._execute(range(len(batch.jobs)), progress))
 
 
@@ -835,3 +849,7 @@ def _run_interruptible(batch: Batch, coro: Any) -> Batch:
         )
         raise
     return batch
+
+
+#: The batch functions' keywords, offered as suggestions for a misspelt one.
+_KEYWORDS = schema.keywords_of(arun_batch)

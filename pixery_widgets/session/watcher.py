@@ -37,7 +37,7 @@ from typing import Any
 from ..core.config import Settings, load_settings
 from ..core.types import SelfHostedStatus, ServerState
 from ..providers.selfhosted import generations_in_flight
-from ..providers.status import acheck_selfhosted, checking_status, known_models
+from ..providers.status import acheck_with_early_health, checking_status, known_models
 
 __all__ = ["HEALTHY_INTERVAL", "OFFLINE_BACKOFF", "QUIET_AFTER", "ServerWatcher", "next_delay"]
 
@@ -67,8 +67,8 @@ class ServerWatcher:
     """The self-hosted server's status as one panel sees it, kept up to date.
 
     Everything that touches the outside world is injectable for tests:
-    ``load`` (settings), ``check`` (the health check; by default ``acheck_selfhosted``,
-    publishing the state early), ``sleep`` and ``clock``.
+    ``load`` (settings), ``check`` (the health check; by default
+    ``acheck_with_early_health``, publishing the state early), ``sleep`` and ``clock``.
     """
 
     def __init__(
@@ -247,7 +247,7 @@ class ServerWatcher:
     async def _run_check(self, settings: Settings) -> SelfHostedStatus:
         if self._check is not None:
             return await self._check(settings)
-        return await acheck_selfhosted(
+        return await acheck_with_early_health(
             settings, on_health=lambda status: self._healthy_early(settings, status)
         )
 

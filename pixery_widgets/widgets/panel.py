@@ -4,7 +4,8 @@ It shows at once, with what is known without asking (no network on the
 caller's path), and checks the self-hosted server in the background on the
 kernel's event loop. Its buttons start background tasks, so Cancel works
 while no cell runs. A Count above one makes that many images (consecutive
-seeds) as a batch, with a progress bar, each image shown as it arrives. The
+seeds) as a batch, with a progress bar, each image shown as it arrives; the
+open X/Y section makes a sweep, and its contact sheet shows under the section. The
 rules live in ``PanelController`` and ``ServerWatcher``; this module only
 draws them and forwards clicks.
 
@@ -31,12 +32,14 @@ from ..session.batch import Batch
 from ..session.controller import MAX_COUNT, FormValues, PanelController
 from ..session.ledger import LEDGER, CostLedger
 from ..session.menu import MenuEntry
+from ..session.sheet import ContactSheet
 from ..session.validation import RANGES
 from ..session.watcher import ServerWatcher
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown
 from .status import StatusIndicator
+from .sweep_section import SweepSection
 
 __all__ = ["PixeryPanel"]
 
@@ -179,6 +182,8 @@ class PixeryPanel(w.VBox):
         #: A batch's failures (or what a cancel left), in words.
         self.progress_note = w.HTML("")
         self.image_output = ImageOutput()
+        #: The X/Y section (closed: off); the sweep's contact sheet shows under it.
+        self.sweep_section = SweepSection()
 
         def row(*parts: w.Widget) -> w.HBox:  # a Layout each: hiding one row must not hide all
             layout = w.Layout(align_items="center", flex_flow="row wrap", width="100%")
@@ -201,6 +206,7 @@ class PixeryPanel(w.VBox):
             self._negative_row,
             row(self.size, self.seed, self.count, self._steps_cfg),
             self._reference_row,
+            self.sweep_section,
             row(self.generate_button, self.elapsed, self.cost),
             self._progress_box,
             self.message,
@@ -252,6 +258,11 @@ class PixeryPanel(w.VBox):
         """The batch the Count field started (running or last), or ``None``."""
         return self.controller.batch
 
+    @property
+    def sheet(self) -> ContactSheet | None:
+        """The contact sheet of the last X/Y sweep, or ``None``."""
+        return self.controller.sheet
+
     async def refresh(self) -> SelfHostedStatus:
         """Re-read the settings (SELFHOSTED_API_URL, keys, ``.env``) and check the server now."""
         return await self.watcher.refresh()
@@ -286,6 +297,7 @@ class PixeryPanel(w.VBox):
             lora=self.lora_picker.lora,
             lora_scale=self.lora_picker.lora_scale,
             count=self.count.value,
+            sweep=self.sweep_section.rows(),
         )
 
     # -- from the controller to the widgets -----------------------------------------------
@@ -336,6 +348,7 @@ class PixeryPanel(w.VBox):
         ctrl = self.controller
         snap = ctrl.progress()
         self._render_progress()
+        self.sweep_section.show_sheet(ctrl.sheet)
         if ctrl.running:
             self.generate_button.description = "Cancel"
             self.generate_button.button_style = "warning"
