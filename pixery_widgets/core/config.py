@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from dotenv import dotenv_values
 
 from .errors import ConfigurationError
@@ -87,15 +88,21 @@ class Secret:
 
 
 def normalize_url(raw: str) -> str:
-    """Strip whitespace and trailing slashes; refuse what is not http(s) with a host.
+    """Strip whitespace and trailing slashes; refuse what is not a usable http(s) address.
 
-    A path prefix (``https://host/proxy/8000``) is kept: some users reach the
-    server through a Jupyter proxy.
+    A path prefix (``https://host/proxy/8000``) and a query (``?token=abc``, which
+    some proxies need on every request) are kept; a ``#fragment`` is dropped.
     """
     text = raw.strip()
     if not text:
         raise ConfigurationError(f"{URL_ENV_NAME} is empty; set it to the server's address.")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        raise ConfigurationError(
+            f"{URL_ENV_NAME} is not a valid address ({mask_url(text)!r}); "
+            "expected something like http://203.0.113.7:8000."
+        ) from None
     if parts.scheme not in ("http", "https"):
         raise ConfigurationError(
             f"{URL_ENV_NAME} must start with http:// or https:// "
@@ -107,21 +114,47 @@ def normalize_url(raw: str) -> str:
             "expected something like http://203.0.113.7:8000."
         )
     try:
-        parts.port  # noqa: B018 - raises on a malformed port
+        port = parts.port  # raises on a malformed port or one above 65535
     except ValueError:
-        raise ConfigurationError(
-            f"{URL_ENV_NAME} has an invalid port ({mask_url(text)!r})."
-        ) from None
+        port = 0
+    if port == 0:
+        raise ConfigurationError(f"{URL_ENV_NAME} has an invalid port ({mask_url(text)!r}).")
     path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    _check_host(url)
+    return url
+
+
+def _check_host(url: str) -> None:
+    """Refuse a host name httpx could not send to (bad punycode such as ``xn--zz``)."""
+    try:
+        httpx.Request("GET", url)  # builds the Host header, which decodes the name
+    except (httpx.InvalidURL, ValueError) as exc:  # idna's IDNAError is a ValueError
+        raise ConfigurationError(
+            f"{URL_ENV_NAME} has a host name that is not a valid internet name "
+            f"({mask_url(url)!r}: {exc})."
+        ) from None
 
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
+#: A URL's query, up to the end of the URL (white space, a quote or a fragment).
+_QUERY = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*\?)(?P<query>[^\s#'\"<>]*)")
+
+
+def _mask_query(query: str) -> str:
+    """``token=abc&x=1`` → ``token=***&x=***``; a bare value (``?abc``) → ``***``."""
+    masked = []
+    for part in query.split("&"):
+        name, sep, _value = part.partition("=")
+        masked.append(f"{name}=***" if sep else ("***" if part else part))
+    return "&".join(masked)
 
 
 def mask_url(url: str) -> str:
-    """The URL with any ``user:password@`` replaced by ``***@``, for display."""
-    return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", url)
+    """The URL (or any text holding URLs) for display: ``user:password@`` becomes ``***@``
+    and every query value ``***``, since both can be credentials."""
+    url = _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", url)
+    return _QUERY.sub(lambda m: m.group("head") + _mask_query(m.group("query")), url)
 
 
 _URL_SEPARATORS = re.compile(r"[,\s]+")

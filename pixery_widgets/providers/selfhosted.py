@@ -24,17 +24,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from ..core import schema
-from ..core.config import Settings, mask_url
-from ..core.errors import (
-    BadResponseError,
-    ConfigurationError,
-    ModelUnavailableError,
-    RequestRejectedError,
-    ServerError,
-)
+from ..core.config import URL_ENV_NAME, Settings, mask_url, normalize_url
+from ..core.errors import BadResponseError, ConfigurationError, ConnectionFailedError
 from ..core.images import decode_base64_image
 from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
-from ._base import OnImage, Provider, detail_text, encode_json, parse_json, send
+from ._base import OnImage, Provider, encode_json, parse_json, send, within
+from ._selfhosted_errors import error_from_status
+from ._wire import EXPECTS_HTTPS, https_hint, speaks_tls
 from .in_flight import generations_in_flight, gpu_cost, track_in_flight
 
 __all__ = [
@@ -44,6 +40,7 @@ __all__ = [
     "SelfHostedClient",
     "SelfHostedProvider",
     "client_for",
+    "error_from_status",
     "generations_in_flight",
     "parse_generate",
     "parse_health",
@@ -57,6 +54,9 @@ INFO_TIMEOUT = 10.0
 #: The first request after a start or a model switch loads a checkpoint.
 GENERATE_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 SWITCH_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+#: How long a dropped plain-http request may wait to learn whether the port speaks TLS
+#: (a status check's /health, 2 s at most, and this stay within its 2.5 s).
+TLS_PROBE_TIMEOUT = 0.5
 
 # -- parsers: pure, tolerant of extra fields, strict about the ones we use ---------------
 
@@ -171,38 +171,6 @@ def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
     return image, seed, dict(params) if isinstance(params, dict) else {}
 
 
-def error_from_status(status: int, body: bytes, where: str) -> ServerError:
-    """A non-2xx answer → the package error carrying the server's own words."""
-    try:
-        detail = parse_json(body, where=where).get("detail")
-    except (BadResponseError, AttributeError):
-        detail = None
-    text = detail_text(detail) or (str(detail) if detail else None)
-    if text is None:
-        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "no details"
-        text = f"HTTP {status} with {kind}"
-    cls: type[ServerError]
-    if status in (400, 404, 422):
-        cls = RequestRejectedError
-    elif status == 503:
-        cls = ModelUnavailableError
-    else:
-        cls = ServerError
-    # A 5xx other than "not downloaded" is the server (or a proxy before it) failing, not refusing.
-    verb = (
-        "failed with an internal error"
-        if status >= 500 and status != 503
-        else "refused the request"
-    )
-    return cls(
-        f"{where} {verb}: {text}",
-        provider="selfhosted",
-        status_code=status,
-        detail=detail,
-        reason=f"error answer (HTTP {status})",
-    )
-
-
 # -- the client -------------------------------------------------------------------------
 
 
@@ -252,9 +220,11 @@ class SelfHostedClient:
     def __init__(self, url: str, *, cost_per_hour: float | None = None) -> None:
         if not url:
             raise ConfigurationError("No self-hosted server configured (set SELFHOSTED_API_URL).")
-        self.url = url.rstrip("/")
+        self.url = normalize_url(url)  # a ConfigurationError for an address httpx cannot use
         self.cost_per_hour = cost_per_hour
-        self._base, self._headers = _split_credentials(self.url)
+        base, self._headers = _split_credentials(self.url)
+        # A query (``?token=abc`` for a proxy) goes on every route: /health?token=abc.
+        self._base, _, self._query = base.partition("?")
 
     def __repr__(self) -> str:
         return f"SelfHostedClient({mask_url(self.url)!r})"
@@ -270,27 +240,50 @@ class SelfHostedClient:
     ) -> Any:
         """``body`` as JSON, or ``content`` already encoded; the answer's JSON."""
         where = _where(self.url)
-        status, _headers, raw = await send(
-            method,
-            self._base + path,
-            where=where,
-            timeout=timeout,
-            json_body=body,
-            content=content,
-            headers=self._headers,
-        )
+        url = self._base + path + (f"?{self._query}" if self._query else "")
+        try:
+            status, headers, raw = await send(
+                method,
+                url,
+                where=where,
+                timeout=timeout,
+                json_body=body,
+                content=content,
+                headers=self._headers,
+            )
+        except ConnectionFailedError as exc:
+            raise await self._maybe_https(exc, where) from None
         if not 200 <= status < 300:
-            raise error_from_status(status, raw, where)
+            raise error_from_status(status, raw, where, headers=headers, url=self.url)
         return parse_json(raw, where=f"{where} ({path})")
+
+    async def _maybe_https(self, exc: ConnectionFailedError, where: str) -> ConnectionFailedError:
+        """A plain http:// request the server dropped may have hit a TLS port: ask its
+        https:// twin of /health (half a second at most) before saying so."""
+        if exc.reason != "connection dropped" or not self._base.startswith("http://"):
+            return exc
+        probe = self._base + "/health" + (f"?{self._query}" if self._query else "")
+        try:
+            tls = await within(TLS_PROBE_TIMEOUT, speaks_tls(probe))
+        except asyncio.TimeoutError:
+            tls = False
+        if not tls:
+            return exc
+        return ConnectionFailedError(
+            f"{where} closed the connection on a plain http:// request, and its port "
+            f"speaks TLS: it is an https:// server; {https_hint(self.url, URL_ENV_NAME)}.",
+            provider="selfhosted",
+            reason=EXPECTS_HTTPS,
+        )
 
     async def health(self, timeout: float = HEALTH_TIMEOUT) -> HealthInfo:
         return parse_health(await self._json("GET", "/health", timeout=timeout))
 
-    async def models(self) -> dict[str, LocalModelInfo]:
-        return parse_models(await self._json("GET", "/models", timeout=INFO_TIMEOUT))
+    async def models(self, timeout: float = INFO_TIMEOUT) -> dict[str, LocalModelInfo]:
+        return parse_models(await self._json("GET", "/models", timeout=timeout))
 
-    async def loras(self) -> tuple[str, ...]:
-        return parse_loras(await self._json("GET", "/loras", timeout=INFO_TIMEOUT))
+    async def loras(self, timeout: float = INFO_TIMEOUT) -> tuple[str, ...]:
+        return parse_loras(await self._json("GET", "/loras", timeout=timeout))
 
     async def switch_model(self, model: str) -> str:
         """Load ``model`` without generating (pre-warming)."""

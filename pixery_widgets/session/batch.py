@@ -43,7 +43,13 @@ from ..archive.files import thumbnail
 from ..core import schema
 from ..core.catalog import ModelSpec, resolve_model
 from ..core.config import Settings, load_settings
-from ..core.errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
+from ..core.errors import (
+    ArchiveError,
+    CostLimitError,
+    InvalidRequestError,
+    PixeryError,
+    RateLimitError,
+)
 from ..core.sync import run_sync
 from ..core.types import Generation
 from ..providers.servers import known_pool_models
@@ -76,6 +82,15 @@ SELFHOSTED_CONCURRENCY = 1
 #: Requests a batch has in flight per cloud provider; edit to change the default for a session.
 CLOUD_CONCURRENCY: dict[str, int] = {}
 DEFAULT_CLOUD_CONCURRENCY = 4
+#: A job turned away with a 429 that says to wait (a proxy in front of your server, say)
+#: is tried again up to this many times, waiting as ``Retry-After`` asks (else 2, 4, 8 s),
+#: but never for longer than ``RATE_LIMIT_MAX_WAIT`` at a time. Cloud providers wait out
+#: their own 429s before the error reaches the batch, so those are not tried again here.
+RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_MAX_WAIT = 60.0
+RATE_LIMIT_BACKOFF = 2.0
+#: The clock a rate-limit wait goes through (tests replace it).
+_sleep = asyncio.sleep
 
 
 @dataclass(frozen=True)
@@ -461,6 +476,30 @@ class Batch:
         while queue and not self._cancel_requested:
             await self.run_job(queue.popleft(), self._settings)
 
+    async def _draw(self, job: Job, settings: Settings) -> Generation:
+        """One job; a 429 that says to wait is waited out (``RATE_LIMIT_RETRIES``)."""
+        from .generate import agenerate
+
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                return await agenerate(
+                    job.prompt,
+                    job.model,
+                    seed=job.seed,
+                    settings=settings,
+                    archive=False,
+                    **{**self._params, **dict(job.overrides)},
+                )
+            except RateLimitError as exc:
+                wait = _rate_limit_wait(exc, attempt)
+                if wait is None:
+                    if attempt:
+                        exc.message = f"{exc.message} (tried {attempt + 1} times in this batch)"
+                        exc.args = (exc.message,)
+                    raise
+                await _sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     async def run_job(
         self,
         i: int,
@@ -474,20 +513,11 @@ class Batch:
         the caller to run again elsewhere (a pool's server that died before any
         image came back).
         """
-        from .generate import agenerate
-
         job = self.jobs[i]
         self._running.add(i)
         self._notify()
         try:
-            generation = await agenerate(
-                job.prompt,
-                job.model,
-                seed=job.seed,
-                settings=settings,
-                archive=False,
-                **{**self._params, **dict(job.overrides)},
-            )
+            generation = await self._draw(job, settings)
         except asyncio.CancelledError:
             self.results[i] = JobFailure(job, cancelled_error())
             raise
@@ -584,6 +614,14 @@ class Batch:
 
 
 # -- planning ------------------------------------------------------------------------------------
+
+
+def _rate_limit_wait(exc: RateLimitError, attempt: int) -> float | None:
+    """Seconds to wait before trying a rate-limited job again, or None: give up."""
+    if not exc.retryable or attempt >= RATE_LIMIT_RETRIES:
+        return None
+    wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF * 2**attempt
+    return wait if wait <= RATE_LIMIT_MAX_WAIT else None
 
 
 def _check_concurrency(concurrency: int | Mapping[str, int] | None) -> None:
