@@ -1,21 +1,26 @@
 """A record of one archived image: its parameters, its file, and the way to make it again.
 
 A record is a snapshot of its row: ``star()``, ``tag()``, ``trash()`` and the
-others change the archive and return the record as it is now.
+others change the archive and return the record as it is now. Its request
+attributes are the index's request columns (``schema.REQUEST_COLUMNS``), one
+each, so a field declared in the request schema is a record attribute too.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core import schema as request_schema
 from ..core.errors import ArchiveError, PixeryError
 from ..core.types import Generation
 from .files import read_image_file, thumbnail, usable_thumbnail, write_thumbnail
+from .schema import REQUEST_COLUMNS, stored_type
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -46,24 +51,35 @@ PARENT_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-@dataclass(frozen=True, repr=False)
-class ArchiveRecord:
-    """One archived generation: a row of the index, with its files."""
+def _hint(f: request_schema.RequestField) -> str:
+    name = stored_type(f).__name__
+    return name if f.default is ... else f"{name} | None"
+
+
+#: One attribute per request column, typed as the index holds it (None: no value, or a field
+#: declared after the image was saved).
+_RequestColumns = dataclasses.make_dataclass(
+    "_RequestColumns",
+    [(str(f.column), _hint(f)) for f in REQUEST_COLUMNS],
+    frozen=True,
+    repr=False,
+    kw_only=True,
+)
+
+
+@dataclass(frozen=True, repr=False, kw_only=True)
+class ArchiveRecord(_RequestColumns):  # type: ignore[misc, valid-type]
+    """One archived generation: a row of the index, with its files.
+
+    Besides these, one attribute per request column of the index (``prompt``, ``seed``,
+    ``width``, ``lora``, ``reference_hash`` and the others of ``schema.REQUEST_COLUMNS``):
+    what was used. ``params`` is the whole JSON the PNG carries.
+    """
 
     id: str
     created_at: dt.datetime
-    prompt: str
-    negative_prompt: str | None
     model: str
     provider: str
-    seed: int | None
-    width: int | None
-    height: int | None
-    steps: int | None
-    cfg_scale: float | None
-    lora: str | None
-    lora_scale: float | None
-    reference_hash: str | None
     elapsed_s: float | None
     cost_usd: float | None
     path: Path
