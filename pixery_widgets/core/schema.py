@@ -143,10 +143,6 @@ FIELDS: tuple[RequestField, ...] = (
         "lora_scale", float, 0.8, "LoRA scale", ("selfhosted",), range=(0.0, 1.5),
         column="lora_scale", a1111="Lora", needs="lora",
     ),
-    RequestField(
-        "clip_skip", int, None, "Clip skip", ("selfhosted",), range=(1, 12),
-        column="clip_skip", a1111="Clip skip",
-    ),
 )  # fmt: skip
 
 

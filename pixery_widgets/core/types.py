@@ -53,7 +53,6 @@ class GenerationRequest:
     ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE
     lora: str | None = None
     lora_scale: float = DEFAULT_LORA_SCALE
-    clip_skip: int | None = None
     #: Provider options passed through (``schema.OPTIONS``, e.g. OpenAI ``quality``).
     extra: dict[str, Any] = field(default_factory=dict)
 

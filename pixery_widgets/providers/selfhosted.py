@@ -343,7 +343,6 @@ BODY_KEYS: dict[str, str] = {
     "ip_adapter_scale": "ip_adapter_scale",
     "lora": "lora_name",
     "lora_scale": "lora_scale",
-    "clip_skip": "clip_skip",
 }
 
 

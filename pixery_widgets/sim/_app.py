@@ -37,7 +37,6 @@ class GenerateRequest(BaseModel):
     ip_adapter_scale: float = Field(0.7, ge=0.0, le=1.0)
     lora_name: str | None = None
     lora_scale: float = Field(0.8, ge=0.0, le=1.5)
-    clip_skip: int | None = Field(None, ge=1, le=12)
 
 
 class SwitchRequest(BaseModel):
