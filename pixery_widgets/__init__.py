@@ -45,6 +45,7 @@ from .core.types import (
     ServerState,
 )
 from .providers.selfhosted import HEALTH_TIMEOUT
+from .providers.servers import acheck_servers
 from .providers.status import acheck_selfhosted
 from .session.batch import Batch, JobFailure, arun_batch, last_batch, run_batch, start_batch
 from .session.generate import agenerate, generate
@@ -86,6 +87,13 @@ def check_selfhosted(
 ) -> SelfHostedStatus:
     """Sync twin of ``acheck_selfhosted``."""
     return run_sync(acheck_selfhosted(settings, timeout=timeout))
+
+
+def check_servers(
+    settings: Settings | None = None, *, timeout: float = HEALTH_TIMEOUT
+) -> tuple[SelfHostedStatus, ...]:
+    """Sync twin of ``acheck_servers``: one status per server in SELFHOSTED_API_URL."""
+    return run_sync(acheck_servers(settings, timeout=timeout))
 
 
 __version__ = "0.1.0"
@@ -132,9 +140,11 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "acheck_selfhosted",
+    "acheck_servers",
     "agenerate",
     "arun_batch",
     "check_selfhosted",
+    "check_servers",
     "generate",
     "last_batch",
     "load_settings",

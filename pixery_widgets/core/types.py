@@ -236,6 +236,10 @@ class SelfHostedStatus:
     ``known_models`` is the server's model list from the last time it answered
     in this session (``None`` if it never did); the menu uses it while the
     server is offline or busy.
+
+    With several servers, the combined status holds each one's own in
+    ``servers`` (in SELFHOSTED_API_URL's order) and its ``reason`` says how many
+    are up ("2 of 3 servers up"); ``servers`` is empty for one server.
     """
 
     state: ServerState
@@ -246,6 +250,7 @@ class SelfHostedStatus:
     loras: tuple[str, ...] = ()
     known_models: tuple[str, ...] | None = None
     checked_at: float | None = None
+    servers: tuple[SelfHostedStatus, ...] = ()
 
     def __repr__(self) -> str:  # the URL may carry user:password: shown masked
         shown = (
@@ -279,6 +284,10 @@ class SelfHostedStatus:
         """The status in one line of words (the indicator words its own line for every
         state but healthy, adding what only the watcher knows)."""
         url = self.display_url or ""
+        if self.servers:  # several servers: the reason counts them ("2 of 3 servers up")
+            if self.state is ServerState.HEALTHY:
+                return self.reason or f"{len(self.servers)} servers"
+            return f"{self.state.value.capitalize()}: {self.reason}"
         if self.state is ServerState.NOT_CONFIGURED:
             return self.reason or "Self-hosted server not configured (set SELFHOSTED_API_URL)."
         if self.state is ServerState.CHECKING:

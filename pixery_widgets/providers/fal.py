@@ -48,6 +48,8 @@ FAL = _cloud.Service(
     header="Authorization",
     scheme="Key ",
     subdomains=True,
+    # fal.ai's reliability page: "Failed requests that return 5xx status codes are not billed."
+    unbilled_5xx=True,
 )
 QUEUE_URL = "https://queue.fal.run"
 SUBMIT_TIMEOUT = 60.0

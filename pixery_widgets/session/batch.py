@@ -13,7 +13,9 @@ time per cloud provider (``DEFAULT_CLOUD_CONCURRENCY``, per provider in
 batch and the panel, on one server each have a request in flight. A worker hands each arrived
 image to the archive and moves on at once, so the server never waits for a
 disk. On a self-hosted server, jobs run grouped by model to avoid a checkpoint
-switch between images; results still keep input order.
+switch between images; results still keep input order. Several self-hosted
+servers (a pool) get one worker each from ``scheduler.py``, which also says how
+it keeps checkpoint switches few and what happens when a server dies.
 
 Cancelling (``batch.cancel()``, cancelling the awaiting task, or interrupting
 the kernel during ``run_batch``) stops queued jobs and cancels those in
@@ -41,10 +43,17 @@ from ..archive.files import thumbnail
 from ..core import schema
 from ..core.catalog import ModelSpec, resolve_model
 from ..core.config import Settings, load_settings
-from ..core.errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
+from ..core.errors import (
+    ArchiveError,
+    CostLimitError,
+    InvalidRequestError,
+    PixeryError,
+    RateLimitError,
+)
 from ..core.sync import run_sync
 from ..core.types import Generation
-from ..providers.status import known_models
+from ..providers.servers import known_pool_models
+from .ledger import LEDGER
 from .progress import ProgressSnapshot, make_reporter
 from .sweep import Sweep, plan_sweep
 from .sweep_checks import estimate_cost, validate_sweep
@@ -73,6 +82,15 @@ SELFHOSTED_CONCURRENCY = 1
 #: Requests a batch has in flight per cloud provider; edit to change the default for a session.
 CLOUD_CONCURRENCY: dict[str, int] = {}
 DEFAULT_CLOUD_CONCURRENCY = 4
+#: A job turned away with a 429 that says to wait (a proxy in front of your server, say)
+#: is tried again up to this many times, waiting as ``Retry-After`` asks (else 2, 4, 8 s),
+#: but never for longer than ``RATE_LIMIT_MAX_WAIT`` at a time. Cloud providers wait out
+#: their own 429s before the error reaches the batch, so those are not tried again here.
+RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_MAX_WAIT = 60.0
+RATE_LIMIT_BACKOFF = 2.0
+#: The clock a rate-limit wait goes through (tests replace it).
+_sleep = asyncio.sleep
 #: Most thumbnail bytes a batch's grid embeds (a saved notebook keeps them, as base64):
 #: some 300 of the simulator's drawings, 150 of grainy photographs. A bigger batch shows
 #: its first images and says so; every image stays in ``.generations`` and the archive.
@@ -197,6 +215,8 @@ class Batch:
         self._unsubscribe: Callable[[], None] | None = None
         #: Its axes and where each job sits on them (set by ``plan_batch``).
         self.sweep: Sweep | None = None
+        #: Job index → the URL of the server that drew it (a pool's batches only).
+        self.server_of: dict[int, str] = {}
 
     # -- what it holds ---------------------------------------------------------------------
 
@@ -241,6 +261,13 @@ class Batch:
             elif isinstance(r, JobFailure) and r.generation is not None:
                 total += r.generation.cost_usd
         return total
+
+    @property
+    def per_server(self) -> dict[str, int]:
+        """Images each server of a pool drew in this batch, by its (masked) URL."""
+        from .scheduler import tally
+
+        return tally(self)
 
     def summary(self) -> str:
         done = len(self.generations)
@@ -392,7 +419,9 @@ class Batch:
                 self.results[i] = generation
                 self._keep_later(i, generation)
             queues = self._queues(i for i in indices if i not in rearchive)
-            self._workers = [
+            from .scheduler import pool_workers  # several servers: their own scheduler
+
+            self._workers = pool_workers(self, queues) + [
                 asyncio.create_task(self._worker(queue), name=f"pixery-batch-{self.id}")
                 for key, queue in queues.items()
                 for _ in range(max(1, min(self._limit(key[0]), len(queue))))
@@ -450,35 +479,68 @@ class Batch:
             self._reporter = None
 
     async def _worker(self, queue: deque[int]) -> None:
+        while queue and not self._cancel_requested:
+            await self.run_job(queue.popleft(), self._settings)
+
+    async def _draw(self, job: Job, settings: Settings) -> Generation:
+        """One job; a 429 that says to wait is waited out (``RATE_LIMIT_RETRIES``)."""
         from .generate import agenerate
 
-        while queue and not self._cancel_requested:
-            i = queue.popleft()
-            job = self.jobs[i]
-            self._running.add(i)
-            self._notify()
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
-                generation = await agenerate(
+                return await agenerate(
                     job.prompt,
                     job.model,
                     seed=job.seed,
-                    settings=self._settings,
+                    settings=settings,
                     archive=False,
                     **{**self._params, **dict(job.overrides)},
                 )
-            except asyncio.CancelledError:
-                self.results[i] = JobFailure(job, cancelled_error())
-                raise
-            except PixeryError as exc:
+            except RateLimitError as exc:
+                wait = _rate_limit_wait(exc, attempt)
+                if wait is None:
+                    if attempt:
+                        exc.message = f"{exc.message} (tried {attempt + 1} times in this batch)"
+                        exc.args = (exc.message,)
+                    raise
+                await _sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def run_job(
+        self,
+        i: int,
+        settings: Settings,
+        *,
+        give_back: Callable[[PixeryError], bool] | None = None,
+    ) -> Generation | None:
+        """Make job ``i`` with ``settings`` and record its result (the image, or why not).
+
+        ``give_back(error)`` returning True leaves the job without a result, for
+        the caller to run again elsewhere (a pool's server that died before any
+        image came back).
+        """
+        job = self.jobs[i]
+        self._running.add(i)
+        self._notify()
+        try:
+            generation = await self._draw(job, settings)
+        except asyncio.CancelledError:
+            self.results[i] = JobFailure(job, cancelled_error())
+            raise
+        except PixeryError as exc:
+            if give_back is None or not give_back(exc):
                 self.results[i] = JobFailure(job, exc)
-            except Exception as exc:
-                self.results[i] = JobFailure(job, _unexpected(exc, self._settings))
-            else:
-                self.results[i] = generation
-                self._keep_later(i, generation)
-            finally:
-                self._running.discard(i)
-                self._notify()
+            return None
+        except Exception as exc:
+            self.results[i] = JobFailure(job, _unexpected(exc, self._settings))
+            return None
+        else:
+            self.results[i] = generation
+            self._keep_later(i, generation)
+            return generation
+        finally:
+            self._running.discard(i)
+            self._notify()
 
     def _keep_later(self, index: int, generation: Generation) -> None:
         task = asyncio.get_running_loop().create_task(self._keep(index, generation))
@@ -578,6 +640,14 @@ class Batch:
 # -- planning ------------------------------------------------------------------------------------
 
 
+def _rate_limit_wait(exc: RateLimitError, attempt: int) -> float | None:
+    """Seconds to wait before trying a rate-limited job again, or None: give up."""
+    if not exc.retryable or attempt >= RATE_LIMIT_RETRIES:
+        return None
+    wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF * 2**attempt
+    return wait if wait <= RATE_LIMIT_MAX_WAIT else None
+
+
 def _check_concurrency(concurrency: int | Mapping[str, int] | None) -> None:
     values = (
         [concurrency]
@@ -639,13 +709,17 @@ async def plan_batch(
     model_names = [model] if isinstance(model, str) else list(model)
     if not model_names:
         raise InvalidRequestError("The batch has no model.")
-    local = known_models(settings.selfhosted_url) or ()
+    local = known_pool_models(settings) or ()
     specs = list(
         {s.id: s for s in (resolve_model(m, local_models=local) for m in model_names)}.values()
     )
     sweep = plan_sweep(prompts, specs, seeds, vary, params)
     jobs = list(sweep.jobs)
-    estimate = estimate_cost(jobs, specs, params)
+    estimate = round(
+        estimate_cost(jobs, specs, params)
+        + _gpu_estimate(settings, sum(j.provider == "selfhosted" for j in jobs)),
+        6,
+    )
     if max_cost_usd is not None and estimate > max_cost_usd + 1e-9:
         raise CostLimitError(
             f"This batch of {len(jobs)} images would cost about ${estimate:.3f}, above "
@@ -684,6 +758,12 @@ async def plan_batch(
     return batch
 
 
+def _gpu_estimate(settings: Settings, images: int) -> float:
+    """Self-hosted images at SELFHOSTED_COST_PER_HOUR, each taking this session's mean time."""
+    rate = settings.selfhosted_cost_per_hour
+    return rate * images * LEDGER.seconds_per_selfhosted_image() / 3600 if rate else 0.0
+
+
 # -- the public entry points ----------------------------------------------------------------------
 
 
@@ -710,8 +790,9 @@ async def arun_batch(
     ``model`` may be a list for a comparison: jobs are prompt-major, then seed,
     then model. ``concurrency``: an int for every back end, or
     ``{"fal": 8, "selfhosted": 1}``; default 1 per self-hosted server, 4 per
-    cloud provider. ``max_cost_usd`` refuses a batch whose list-price estimate
-    is above it (``CostLimitError``), before any request. ``out_dir`` archives
+    cloud provider (each server of a pool gets its own). ``max_cost_usd`` refuses a
+    batch whose estimate (list prices; self-hosted GPU time at
+    SELFHOSTED_COST_PER_HOUR) is above it (``CostLimitError``), before any request. ``out_dir`` archives
     somewhere else than ``PIXERY_ARCHIVE_DIR``; ``archive=False`` keeps images in
     memory only. ``progress``: True (a bar), False, or a callable taking a
     ``ProgressSnapshot``. The other keywords are ``agenerate``'s request fields (see the

@@ -2,7 +2,7 @@
 that fits the chosen model, and running (or cancelling) a generation.
 
 ``PanelController`` has no widgets and no HTTP of its own: it follows a
-``ServerWatcher``, applies the menu rule of ``_menu`` and generates through
+``PoolWatcher`` (one ``ServerWatcher`` per self-hosted server), applies the menu rule of ``_menu`` and generates through
 ``_api.agenerate`` (the same path as ``px.agenerate``). With a count above
 one it runs a batch through ``_batch.start_batch`` (the same scheduling,
 archive and cancel as ``px.arun_batch``) on consecutive seeds, and hands each
@@ -36,6 +36,7 @@ from ..providers.selfhosted import SelfHostedClient
 from .batch import Batch, JobFailure, start_batch
 from .generate import agenerate
 from .menu import MenuEntry, build_menu, pick_selection
+from .pool_watcher import PoolWatcher
 from .progress import ProgressSnapshot, format_duration
 from .sheet import ContactSheet
 from .sweep_text import PanelSweep, panel_sweep
@@ -157,14 +158,14 @@ class PanelController:
 
     def __init__(
         self,
-        watcher: ServerWatcher | None = None,
+        watcher: PoolWatcher | ServerWatcher | None = None,
         *,
         generate: Callable[..., Awaitable[Generation]] = agenerate,
         start: Callable[..., Awaitable[Batch]] = start_batch,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        self.watcher = watcher if watcher is not None else ServerWatcher()
+        self.watcher = watcher if watcher is not None else PoolWatcher()
         self._generate = generate
         self._start_batch = start
         self._clock = clock
@@ -220,7 +221,7 @@ class PanelController:
     def status(self) -> SelfHostedStatus:
         return self.watcher.status
 
-    def _on_watcher(self, _watcher: ServerWatcher) -> None:
+    def _on_watcher(self, _watcher: PoolWatcher | ServerWatcher) -> None:
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -645,13 +646,15 @@ class PanelController:
     # -- pre-warming ----------------------------------------------------------------------
 
     def prewarm(self, model: str) -> asyncio.Task[None] | None:
-        """Load ``model`` on the server now (``/switch-model``) so the first image is quick."""
+        """Load ``model`` on the server now (``/switch-model``) so the first image is quick;
+        on a pool, on the server its next image would go to."""
         status = self.status
-        url = self.watcher.settings.selfhosted_url
+        pool = isinstance(self.watcher, PoolWatcher) and self.watcher.is_pool
+        url = self.watcher.prewarm_url(model) if pool else self.watcher.settings.selfhosted_url
         if (
             url is None
-            or status.state is not ServerState.HEALTHY
-            or (status.health is not None and status.health.current_model == model)
+            or (not pool and status.state is not ServerState.HEALTHY)
+            or (not pool and status.health is not None and status.health.current_model == model)
             or (self._prewarm_task is not None and not self._prewarm_task.done())
             or self.running
         ):
@@ -666,8 +669,10 @@ class PanelController:
         return task
 
     async def _run_prewarm(self, url: str, model: str) -> None:
+        what = f"loading {model}"
+        pool = isinstance(self.watcher, PoolWatcher) and self.watcher.is_pool
         try:
-            with self.watcher.own_work(f"loading {model}"):
+            with self.watcher.work_on(url, what) if pool else self.watcher.own_work(what):
                 await SelfHostedClient(url).switch_model(model)
         except PixeryError as exc:
             self._say(f"Could not load {model}: {exc.message}")

@@ -19,8 +19,8 @@ from ..core.errors import ArchiveError, MissingAPIKeyError
 from ..core.sync import run_sync
 from ..core.types import Generation, GenerationRequest
 from ..providers import get_provider
-from ..providers.selfhosted import client_for
-from ..providers.status import known_models
+from ..providers.pool import aloras
+from ..providers.servers import known_pool_models
 from .ledger import LEDGER
 from .validation import build_request, check_lora
 
@@ -42,12 +42,12 @@ async def prepare_request(
     LoRA on the self-hosted server this then asks the server's ``/loras``, so an unknown
     LoRA is refused before a slow ``/generate``.
     """
-    local = known_models(settings.selfhosted_url) or ()
+    local = known_pool_models(settings) or ()
     request = build_request(
         prompt, model, local_models=local, extra=extra, keywords=keywords, **fields
     )
     if request.provider == "selfhosted" and request.lora is not None:
-        check_lora(request.lora, await client_for(settings).loras())
+        check_lora(request.lora, await aloras(settings))  # every server's that is up, for a pool
     provider = get_provider(request.provider)
     provider.validate(request)
     if request.provider != "selfhosted" and not settings.has_key(request.provider):

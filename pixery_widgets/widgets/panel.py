@@ -32,9 +32,9 @@ from ..session.batch import Batch
 from ..session.controller import MAX_COUNT, FormValues, PanelController
 from ..session.ledger import LEDGER, CostLedger
 from ..session.menu import MenuEntry
+from ..session.pool_watcher import PoolWatcher
 from ..session.sheet import ContactSheet
 from ..session.validation import RANGES
-from ..session.watcher import ServerWatcher
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown
@@ -79,7 +79,7 @@ class PixeryPanel(w.VBox):
         **kwargs: Any,
     ) -> None:
         load = load or load_settings
-        self.watcher = ServerWatcher(settings if settings is not None else load(), load=load)
+        self.watcher = PoolWatcher(settings if settings is not None else load(), load=load)
         self.controller = PanelController(self.watcher, clock=clock)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._syncing = False
