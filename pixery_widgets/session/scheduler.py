@@ -152,7 +152,7 @@ class PoolScheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not pass for a cancel: say it per job
-            from .batch import _unexpected
+            from .jobs import _unexpected
 
             logger.exception("the pool scheduler failed")
             self._fail_queued(_unexpected(exc, self.settings), everything=True)
@@ -226,7 +226,7 @@ class PoolScheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: every job still waiting says so, none hangs
-            from .batch import _unexpected
+            from .jobs import _unexpected
 
             logger.exception("a pool worker failed")
             self._fail_queued(_unexpected(exc, self.settings))
@@ -354,7 +354,7 @@ class PoolScheduler:
                     self._fail(i, error)
 
     def _fail(self, i: int, error: PixeryError) -> None:
-        from .batch import JobFailure
+        from .jobs import JobFailure
 
         self.batch.results[i] = JobFailure(self.batch.jobs[i], error)
         self.pending.discard(i)

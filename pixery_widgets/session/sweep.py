@@ -42,7 +42,7 @@ from ..core.errors import InvalidRequestError
 from .validation import RANDOM_SEED_RANGE
 
 if TYPE_CHECKING:
-    from .batch import Job
+    from .jobs import Job
 
 __all__ = [
     "Axis",
@@ -383,7 +383,7 @@ def plan_sweep(
 ) -> Sweep:
     """The axes and the jobs of a batch: prompts × seeds × the vary= axes × models, crossed in
     that nesting (see the module's docstring). Models without seed control get ``seed=None``."""
-    from .batch import Job
+    from .jobs import Job
 
     vary = dict(vary or {})
     params = params or {}
