@@ -23,7 +23,7 @@ from ..providers.servers import known_pool_models
 from .batch import Batch
 from .jobs import Job
 from .ledger import LEDGER
-from .sweep import plan_sweep
+from .sweep import Sweep, plan_sweep
 from .sweep_checks import estimate_cost, validate_sweep
 from .validation import as_references
 
@@ -84,53 +84,17 @@ async def plan_batch(
     """
     settings_given = settings is not None
     settings = settings if settings is not None else load_settings()
-    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
-    if not prompt_list:
-        raise InvalidRequestError("The batch has no prompts.")
-    for n, prompt in enumerate(prompt_list, 1):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidRequestError(
-                f"Prompt {n} of the batch is empty; describe the image you want."
-            )
+    _check_prompts(prompts)
     _check_concurrency(concurrency)
     if "seed" in params:
         raise InvalidRequestError("A batch takes seeds=, not seed= (e.g. seeds=[7] or seeds=4).")
-    model_names = [model] if isinstance(model, str) else list(model)
-    if not model_names:
-        raise InvalidRequestError("The batch has no model.")
-    local = known_pool_models(settings) or ()
-    specs = list(
-        {s.id: s for s in (resolve_model(m, local_models=local) for m in model_names)}.values()
-    )
+    specs = _resolve_models(model, settings)
     sweep = plan_sweep(prompts, specs, seeds, vary, params)
     jobs = list(sweep.jobs)
-    estimate = round(
-        estimate_cost(jobs, specs, params)
-        + _gpu_estimate(settings, sum(j.provider == "selfhosted" for j in jobs)),
-        6,
-    )
-    if max_cost_usd is not None and estimate > max_cost_usd + 1e-9:
-        raise CostLimitError(
-            f"This batch of {len(jobs)} images would cost about ${estimate:.3f}, above "
-            f"max_cost_usd=${max_cost_usd:.3f}; nothing was sent. Raise the limit or make fewer images.",
-            reason="over the cost limit",
-        )
-
-    params = dict(params)
-    if params.get("reference") is not None:  # files read once for the batch, off the loop
-        params["reference"] = await asyncio.to_thread(as_references, params["reference"])
-    fields, options = schema.split(params)
-    await validate_sweep(sweep, specs, settings, fields, options, keywords=_keywords())
-
-    target: Archive | None
-    if archive is False:
-        target = None
-    elif isinstance(archive, Archive):
-        target = archive
-    else:
-        target = await asyncio.to_thread(
-            get_archive, out_dir if out_dir is not None else True, settings
-        )
+    estimate = _estimate(jobs, specs, settings, params)
+    _check_cost(len(jobs), estimate, max_cost_usd)
+    params = await _checked_params(sweep, specs, settings, params)
+    target = await _target_archive(archive, out_dir, settings)
 
     global _last
     batch = Batch(
@@ -145,6 +109,73 @@ async def plan_batch(
     batch.sweep = sweep
     _last = batch
     return batch
+
+
+def _check_prompts(prompts: str | Sequence[str]) -> None:
+    """Refuse a batch without prompts, or with an empty one (numbered from 1)."""
+    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompt_list:
+        raise InvalidRequestError("The batch has no prompts.")
+    for n, prompt in enumerate(prompt_list, 1):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidRequestError(
+                f"Prompt {n} of the batch is empty; describe the image you want."
+            )
+
+
+def _resolve_models(model: str | Sequence[str], settings: Settings) -> list[ModelSpec]:
+    """The batch's models, each once, in the order given (a pool's own models known too)."""
+    model_names = [model] if isinstance(model, str) else list(model)
+    if not model_names:
+        raise InvalidRequestError("The batch has no model.")
+    local = known_pool_models(settings) or ()
+    return list(
+        {s.id: s for s in (resolve_model(m, local_models=local) for m in model_names)}.values()
+    )
+
+
+def _estimate(
+    jobs: Sequence[Job], specs: Sequence[ModelSpec], settings: Settings, params: Mapping[str, Any]
+) -> float:
+    """The batch's cost in dollars: list prices, plus self-hosted GPU time when it has a rate."""
+    return round(
+        estimate_cost(jobs, specs, params)
+        + _gpu_estimate(settings, sum(j.provider == "selfhosted" for j in jobs)),
+        6,
+    )
+
+
+def _check_cost(images: int, estimate: float, max_cost_usd: float | None) -> None:
+    """The cost guard: refuse a batch estimated above ``max_cost_usd``, before any request."""
+    if max_cost_usd is not None and estimate > max_cost_usd + 1e-9:
+        raise CostLimitError(
+            f"This batch of {images} images would cost about ${estimate:.3f}, above "
+            f"max_cost_usd=${max_cost_usd:.3f}; nothing was sent. Raise the limit or make fewer images.",
+            reason="over the cost limit",
+        )
+
+
+async def _checked_params(
+    sweep: Sweep, specs: Sequence[ModelSpec], settings: Settings, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The request keywords every job shares, with references read; every cell checked."""
+    params = dict(params)
+    if params.get("reference") is not None:  # files read once for the batch, off the loop
+        params["reference"] = await asyncio.to_thread(as_references, params["reference"])
+    fields, options = schema.split(params)
+    await validate_sweep(sweep, specs, settings, fields, options, keywords=_keywords())
+    return params
+
+
+async def _target_archive(
+    archive: bool | Archive, out_dir: str | os.PathLike[str] | None, settings: Settings
+) -> Archive | None:
+    """Where the images go: none (``archive=False``), the one given, or ``out_dir``'s / the default."""
+    if archive is False:
+        return None
+    if isinstance(archive, Archive):
+        return archive
+    return await asyncio.to_thread(get_archive, out_dir if out_dir is not None else True, settings)
 
 
 def _gpu_estimate(settings: Settings, images: int) -> float:
