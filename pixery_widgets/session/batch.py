@@ -25,7 +25,7 @@ from ..archive import Archive
 from ..archive.files import thumbnail
 from ..core.config import Settings, load_settings
 from ..core.types import Generation
-from .batch_run import BatchRun, _run_interruptible
+from .batch_run import BatchRun, run_interruptible
 from .jobs import Job, JobFailure, Result
 from .progress import ProgressSnapshot
 from .sweep import Sweep
@@ -198,7 +198,7 @@ class Batch(BatchRun):
 
     def retry_failed(self, *, progress: Any = True) -> Batch:
         """Sync twin of ``aretry_failed``."""
-        return _run_interruptible(self, self.aretry_failed(progress=progress))
+        return run_interruptible(self, self.aretry_failed(progress=progress))
 
     def grid(
         self, x: str | None = None, y: str | None = None, z: str | None = None, **options: Any

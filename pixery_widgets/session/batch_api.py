@@ -16,7 +16,7 @@ from ..core import schema
 from ..core.config import Settings
 from ..core.sync import run_sync
 from .batch_plan import last_batch, plan_batch
-from .batch_run import _run_interruptible
+from .batch_run import run_interruptible
 
 if TYPE_CHECKING:
     from .batch import Batch
@@ -155,4 +155,4 @@ def run_batch(
             **params,
         )
     )
-    return _run_interruptible(batch, batch._execute(range(len(batch.jobs)), progress))
+    return run_interruptible(batch, batch._execute(range(len(batch.jobs)), progress))

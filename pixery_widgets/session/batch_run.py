@@ -32,7 +32,7 @@ from ..core.config import Settings
 from ..core.errors import ArchiveError, InvalidRequestError, PixeryError, RateLimitError
 from ..core.sync import run_sync
 from ..core.types import Generation
-from .jobs import Job, JobFailure, Result, _unexpected, cancelled_error
+from .jobs import Job, JobFailure, Result, cancelled_error, unexpected_error
 from .progress import ProgressSnapshot, make_reporter
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ __all__ = [
     "RATE_LIMIT_RETRIES",
     "SELFHOSTED_CONCURRENCY",
     "BatchRun",
+    "run_interruptible",
 ]
 
 #: Requests a batch has in flight on the self-hosted server (it draws one at a time).
@@ -289,7 +290,7 @@ class BatchRun:
                 self.results[i] = JobFailure(job, exc)
             return None
         except Exception as exc:
-            self.results[i] = JobFailure(job, _unexpected(exc, self._settings))
+            self.results[i] = JobFailure(job, unexpected_error(exc, self._settings))
             return None
         else:
             self.results[i] = generation
@@ -320,7 +321,7 @@ class BatchRun:
             if self.archive is not None:
                 record = await self.archive.asave(generation, batch_id=self.id)
         except Exception as exc:  # any failure to save must hold on to the image
-            error = exc if isinstance(exc, ArchiveError) else _unexpected(exc, self._settings)
+            error = exc if isinstance(exc, ArchiveError) else unexpected_error(exc, self._settings)
             self.results[index] = JobFailure(self.jobs[index], error, generation=generation)
         else:
             with contextlib.suppress(Exception):  # no thumbnail now: the grid makes one later
@@ -342,7 +343,7 @@ def _rate_limit_wait(exc: RateLimitError, attempt: int) -> float | None:
     return wait if wait <= RATE_LIMIT_MAX_WAIT else None
 
 
-def _run_interruptible(batch: Batch, coro: Any) -> Batch:
+def run_interruptible(batch: Batch, coro: Any) -> Batch:
     try:
         run_sync(coro)
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from ..core.config import Settings
 from ..core.errors import PixeryError
 from ..core.types import Generation
 
-__all__ = ["Job", "JobFailure", "Result", "cancelled_error"]
+__all__ = ["Job", "JobFailure", "Result", "cancelled_error", "unexpected_error"]
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,19 @@ class JobFailure:
         return f"JobFailure({self.job.label()!r}, reason={self.reason!r}, error={self.error.message!r})"
 
 
+#: A job's slot in ``Batch.results``: its image, why not, or ``None`` while it is pending.
 Result = Generation | JobFailure | None
 
 
 def cancelled_error() -> PixeryError:
+    """What a job that a cancel or an interrupt stopped fails with (``retry_failed()`` resumes it)."""
     return PixeryError(
         "Cancelled before it finished; retry_failed() runs it again.", reason="cancelled"
     )
 
 
-def _unexpected(exc: BaseException, settings: Settings) -> PixeryError:
+def unexpected_error(exc: BaseException, settings: Settings) -> PixeryError:
+    """A bug's exception as a ``PixeryError`` in words, secrets redacted, the original as cause."""
     err = PixeryError(
         settings.redact(f"Unexpected error: {type(exc).__name__}: {exc}"), reason="unexpected error"
     )
