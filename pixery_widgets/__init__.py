@@ -47,8 +47,10 @@ from .core.types import (
 from .providers.selfhosted import HEALTH_TIMEOUT
 from .providers.servers import acheck_servers
 from .providers.status import acheck_selfhosted
-from .session.batch import Batch, JobFailure, arun_batch, last_batch, run_batch, start_batch
+from .session.batch import Batch
+from .session.batch_api import arun_batch, last_batch, run_batch, start_batch
 from .session.generate import agenerate, generate
+from .session.jobs import JobFailure
 from .session.ledger import LEDGER as session_ledger
 from .session.menu import MenuEntry, model_menu
 from .session.progress import use_notebook_reporter

@@ -28,7 +28,8 @@ from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import CostLimitError, InvalidRequestError, UnknownModelError
 from pixery_widgets.core.types import Generation
 from pixery_widgets.providers.selfhosted import generations_in_flight
-from pixery_widgets.session.batch import Batch, plan_batch, plan_jobs
+from pixery_widgets.session.batch import Batch
+from pixery_widgets.session.batch_plan import plan_batch, plan_jobs
 from pixery_widgets.session.progress import (
     ProgressSnapshot,
     TextProgress,

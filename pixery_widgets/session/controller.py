@@ -33,8 +33,10 @@ from ..core.types import (
     ServerState,
 )
 from ..providers.selfhosted import SelfHostedClient
-from .batch import Batch, JobFailure, start_batch
+from .batch import Batch
+from .batch_api import start_batch
 from .generate import agenerate
+from .jobs import JobFailure
 from .menu import MenuEntry, build_menu, pick_selection
 from .pool_watcher import PoolWatcher
 from .progress import ProgressSnapshot, format_duration
