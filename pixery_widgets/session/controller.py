@@ -2,12 +2,12 @@
 that fits the chosen model, and running (or cancelling) a generation.
 
 ``PanelController`` has no widgets and no HTTP of its own: it follows a
-``ServerWatcher``, applies the menu rule of ``_menu`` and generates through
-``_api.agenerate`` (the same path as ``px.agenerate``). With a count above
-one it runs a batch through ``_batch.start_batch`` (the same scheduling,
-archive and cancel as ``px.arun_batch``) on consecutive seeds, and hands each
-image over as it arrives. The widgets in ``pixery_widgets.widgets`` only draw
-what it says and forward clicks.
+``ServerWatcher``, applies the menu rule of ``menu`` and generates through
+``agenerate`` (the same path as ``px.agenerate``). With a count above one it
+runs a batch (``panel_batch``: the same scheduling, archive and cancel as
+``px.arun_batch``) on consecutive seeds, and hands each image over as it
+arrives. Which controls fit the chosen model is ``panel_form``'s rule. The
+widgets in ``pixery_widgets.widgets`` only draw what it says and forward clicks.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from ..core.catalog import SDXL_SIZES, ModelSpec, resolve_model
 from ..core.errors import InvalidRequestError, PixeryError, UnknownModelError
+from ..core.observers import Observers
 from ..core.tasks import spawn
 from ..core.types import (
     DEFAULT_IP_ADAPTER_SCALE,
@@ -31,11 +32,13 @@ from ..core.types import (
     ServerState,
 )
 from ..providers.selfhosted import SelfHostedClient
-from .batch import Batch, JobFailure, start_batch
+from ..providers.status import DRAWING
+from .batch import Batch, start_batch
 from .generate import agenerate
 from .menu import MenuEntry, build_menu, pick_selection
-from .progress import ProgressSnapshot, format_duration
-from .validation import MAX_SEED, RANDOM_SEED_RANGE
+from .panel_batch import MAX_COUNT, PanelBatch, batch_seeds, check_count
+from .panel_form import FormView, StepsCfgPrefill, form_view
+from .progress import ProgressSnapshot
 from .watcher import ServerWatcher
 
 __all__ = [
@@ -47,9 +50,6 @@ __all__ = [
     "check_count",
     "parse_seed",
 ]
-
-#: Most images one press of Generate makes (the Count field's maximum).
-MAX_COUNT = 64
 
 Listener = Callable[["PanelController", str], None]
 
@@ -71,25 +71,6 @@ class FormValues:
     count: int = 1
 
 
-@dataclass(frozen=True)
-class FormView:
-    """Which controls make sense for the chosen model, and their defaults."""
-
-    model: str | None
-    label: str
-    is_local: bool
-    takes_negative_prompt: bool
-    takes_seed: bool
-    takes_reference: bool
-    takes_steps_cfg: bool
-    default_steps: int | None
-    default_cfg: float | None
-    lora_enabled: bool
-    loras: tuple[str, ...]
-    lora_note: str
-    can_generate: bool
-
-
 def parse_seed(text: str) -> int | None:
     """The seed field: empty means random; otherwise a whole number."""
     text = (text or "").strip()
@@ -101,37 +82,6 @@ def parse_seed(text: str) -> int | None:
         raise InvalidRequestError(
             f"The seed must be a whole number (or empty for a random one), got {text!r}."
         ) from None
-
-
-def check_count(count: object) -> int:
-    """The Count field: how many images, 1 to ``MAX_COUNT``."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
-        raise InvalidRequestError(
-            f"Count must be a whole number from 1 to {MAX_COUNT}, got {count!r}."
-        )
-    return count
-
-
-def batch_seeds(
-    count: int, seed: int | None, *, takes_seed: bool, rng: random.Random | None = None
-) -> list[int | None]:
-    """Seeds for ``count`` images of one prompt: ``seed``, ``seed + 1``, ...
-
-    Without a seed, one random base is drawn and the rest follow it, so every
-    image can be made again from the seed in its caption. A model without seed
-    control gets ``None`` for each (the back end varies them itself).
-    """
-    count = check_count(count)
-    if not takes_seed:
-        return [None] * count
-    if seed is None:
-        seed = (rng or random.SystemRandom()).randrange(RANDOM_SEED_RANGE - count + 1)
-    if seed + count - 1 > MAX_SEED:
-        raise InvalidRequestError(
-            f"Seeds {seed} to {seed + count - 1} go past the largest seed (2**63 - 1); "
-            "choose a smaller seed or fewer images."
-        )
-    return list(range(seed, seed + count))
 
 
 class PanelController:
@@ -168,38 +118,25 @@ class PanelController:
         #: The last generation's failure, in words (``None`` after a success).
         self.last_error: str | None = None
         self.last_outcome: str | None = None  # "done" | "failed" | "cancelled"
-        #: The panel's batch (count above one) while it runs and after; ``None`` otherwise.
-        self.batch: Batch | None = None
-        #: That batch's images in the order they arrived (each once archived).
-        self.batch_images: list[Generation] = []
-        #: Its failures (and a cancel) in words, e.g. "1 of 4 failed: ..."; ``None`` if none.
-        self.batch_note: str | None = None
-        self._batch_total = 0
-        self._batch_final: ProgressSnapshot | None = None
-        self._batch_cancel_asked = False
-        self._arrived: list[int] = []
-        self._seen: set[int] = set()
+        #: A count above one: the batch it runs (while it runs and after), else ``None``.
+        self._batch: PanelBatch | None = None
         self._started_at: float | None = None
         self._last_elapsed: float = 0.0
-        self._prefilled: tuple[str | None, int | None, float | None] | None = None
+        self._prefill = StepsCfgPrefill()
         self._prewarm_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._listeners: list[Listener] = []
+        self._observers: Observers[[PanelController, str]] = Observers()
         self._unsubscribe = self.watcher.subscribe(self._on_watcher)
         self._rebuild()
 
     # -- listeners ------------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        """Call ``listener(controller, what)`` on every change; returns the unsubscribe."""
+        return self._observers.add(listener)
 
     def _notify(self, what: str) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(self, what)
-            except Exception as exc:  # shown, not lost: the panel's message line
-                self.message = f"Display update failed: {type(exc).__name__}: {exc}"
+        self._observers.notify(self, what)
 
     # -- menu and selection ---------------------------------------------------------------
 
@@ -245,57 +182,13 @@ class PanelController:
 
     def view(self) -> FormView:
         """The form for the chosen model on the server as it is now."""
-        spec = self.spec()
-        status = self.status
-        is_local = bool(spec and spec.is_local)
-        steps = cfg = None
-        if spec is not None:
-            info = status.models.get(spec.id) if status.models else None
-            steps = info.default_steps if info and info.default_steps else spec.default_steps
-            cfg = info.default_cfg if info and info.default_cfg else spec.default_cfg
-        lora_enabled = is_local and status.reachable
-        if not is_local:
-            note = "LoRAs work with a model on your own server."
-        elif not status.reachable:
-            note = "LoRAs need your server to be reachable."
-        elif not status.loras:
-            note = "Your server has no LoRAs."
-        else:
-            note = ""
-        return FormView(
-            model=self.selection,
-            label=spec.display_name if spec else (self.selection or ""),
-            is_local=is_local,
-            takes_negative_prompt=bool(spec and spec.takes_negative_prompt),
-            takes_seed=bool(spec and spec.takes_seed),
-            takes_reference=bool(spec and spec.max_references > 0),
-            takes_steps_cfg=is_local,
-            default_steps=steps,
-            default_cfg=cfg,
-            lora_enabled=lora_enabled,
-            loras=status.loras if lora_enabled else (),
-            lora_note=note,
-            can_generate=spec is not None and not self.running,
-        )
+        return form_view(self.selection, self.spec(), self.status, running=self.running)
 
     def steps_cfg_to_show(
         self, shown_steps: int | None, shown_cfg: float | None
     ) -> tuple[int | None, float | None] | None:
-        """New values for the steps/CFG fields, or ``None`` to leave the user's edits alone.
-
-        Another model gets its defaults; the same model gets fresher defaults
-        (from ``/models``) only while the fields still show what was filled in.
-        """
-        view = self.view()
-        wanted = (view.default_steps, view.default_cfg)
-        prev = self._prefilled
-        untouched = prev is None or (shown_steps, shown_cfg) == (prev[1], prev[2])
-        if prev is not None and prev[0] == view.model and not untouched:
-            return None
-        if prev is not None and prev[0] == view.model and (prev[1], prev[2]) == wanted:
-            return None
-        self._prefilled = (view.model, *wanted)
-        return wanted
+        """New values for the steps/CFG fields, or ``None`` to leave the user's edits alone."""
+        return self._prefill.fill(self.view(), shown_steps, shown_cfg)
 
     # -- generating -----------------------------------------------------------------------
 
@@ -346,21 +239,12 @@ class PanelController:
         """
         if self.running:
             return None
-        model = self.selection
         self._started_at = self._clock()
         self.last_outcome = None
-        self._reset_batch()
-        seeds: list[int | None] | None = None
+        self._batch = None
         try:
             kwargs = self.request_kwargs(form)
-            if check_count(form.count) > 1:
-                spec = self.spec()
-                seeds = batch_seeds(
-                    form.count,
-                    kwargs.pop("seed", None),
-                    takes_seed=bool(spec and spec.takes_seed),
-                    rng=self._rng,
-                )
+            seeds = self._seeds(form.count, kwargs)
         except PixeryError as exc:
             self._finish("failed", error=exc.message)
             return None
@@ -373,44 +257,87 @@ class PanelController:
                 "call `await px.agenerate(...)` or `px.generate(...)` instead.",
             )
             return None
-        if seeds is None:
-            coro = self._run_generation(form.prompt, model or "", kwargs)
-        else:
-            self._batch_total = len(seeds)
-            coro = self._run_batch(form.prompt, model or "", seeds, kwargs)
-        task = spawn(coro, self._tasks, self._task_failed, name="pixery-generate")
+        if seeds is not None:
+            self._batch = PanelBatch(len(seeds), redact=self.watcher.settings.redact)
+        task = spawn(
+            self._run(form.prompt, self.selection or "", kwargs, seeds),
+            self._tasks,
+            self._task_failed,
+            name="pixery-generate",
+        )
         self.generate_task = task
         self._notify("generation")
         return task
 
-    async def _run_generation(
-        self, prompt: str, model: str, kwargs: dict[str, Any]
+    def _seeds(self, count: int, kwargs: dict[str, Any]) -> list[int | None] | None:
+        """A count above one: the batch's seeds (taking ``seed`` out of ``kwargs``)."""
+        if check_count(count) == 1:
+            return None
+        spec = self.spec()
+        takes_seed = bool(spec and spec.takes_seed)
+        return batch_seeds(count, kwargs.pop("seed", None), takes_seed=takes_seed, rng=self._rng)
+
+    async def _run(
+        self, prompt: str, model: str, kwargs: dict[str, Any], seeds: list[int | None] | None
     ) -> Generation | None:
+        """One image or a batch, showing busy on our own server meanwhile; every
+        outcome (a cancel, a refusal, a bug) is said in words by ``_settle``."""
         spec = self.spec()
         local = bool(spec and spec.is_local)
         settings = self.watcher.settings
+        doing = DRAWING if seeds is None else f"drawing {len(seeds)} images for this notebook"
+        generation: Generation | None = None
         try:
-            if local:
-                with self.watcher.own_work("drawing an image for this notebook"):
+            with self.watcher.own_work(doing) if local else contextlib.nullcontext():
+                if self._batch is None:
                     generation = await self._generate(prompt, model, settings=settings, **kwargs)
-            else:
-                generation = await self._generate(prompt, model, settings=settings, **kwargs)
+                else:
+                    await self._batch.run(
+                        self._start_batch,
+                        prompt,
+                        model,
+                        seeds or [],
+                        {**kwargs, "settings": settings},
+                        on_progress=self._on_batch_progress,
+                    )
         except asyncio.CancelledError:
-            self._finish("cancelled")
+            self._settle(cancelled=True)
             raise
         except PixeryError as exc:
-            self._finish("failed", error=settings.redact(exc.message))
+            self._settle(error=settings.redact(exc.message))
             return None
         except Exception as exc:  # a bug: still shown in the panel, in words
-            text = settings.redact(f"Unexpected error: {type(exc).__name__}: {exc}")
-            self._finish("failed", error=text)
+            self._settle(error=settings.redact(f"Unexpected error: {type(exc).__name__}: {exc}"))
             return None
         finally:
             if local:
                 self._spawn(self.watcher.check_now())  # the loaded model may have changed
-        self.last_generation = generation
-        self._finish("done")
-        return generation
+        return self._settle(generation)
+
+    def _settle(
+        self,
+        generation: Generation | None = None,
+        *,
+        cancelled: bool = False,
+        error: str | None = None,
+    ) -> Generation | None:
+        """The run is over: record how it went; returns the image the task gives back."""
+        panel_batch = self._batch
+        if panel_batch is None:
+            if cancelled or error is not None:
+                self._finish("cancelled" if cancelled else "failed", error=error)
+                return None
+            self.last_generation = generation
+            self._finish("done")
+            return generation
+        outcome, why, message = panel_batch.outcome(cancelled=cancelled, error=error)
+        if panel_batch.batch is None:
+            self._batch = None  # refused before it started: no progress bar to show
+        images = panel_batch.images()
+        if images:
+            self.last_generation = images[-1]
+        self._finish(outcome, error=why, message=message)
+        return images[-1] if images else None
 
     def _finish(
         self, outcome: str, *, error: str | None = None, message: str | None = None
@@ -437,176 +364,49 @@ class PanelController:
             return False
         batch = self.batch
         if batch is not None and batch.running:
-            self._batch_cancel_asked = True
             batch.cancel()
         else:
             task.cancel()
         return True
 
-    # -- a count above one: a batch -------------------------------------------------------
+    # -- a count above one: the batch, read from it ---------------------------------------
 
-    def _reset_batch(self) -> None:
-        self.batch = None
-        self.batch_images = []
-        self.batch_note = None
-        self._batch_total = 0
-        self._batch_final = None
-        self._batch_cancel_asked = False
-        self._arrived = []
-        self._seen = set()
+    @property
+    def batch(self) -> Batch | None:
+        """The panel's batch (count above one) while it runs and after; ``None`` otherwise."""
+        return self._batch.batch if self._batch is not None else None
 
-    async def _run_batch(
-        self, prompt: str, model: str, seeds: list[int | None], kwargs: dict[str, Any]
-    ) -> Generation | None:
-        spec = self.spec()
-        local = bool(spec and spec.is_local)
-        settings = self.watcher.settings
-        work = (
-            self.watcher.own_work(f"drawing {len(seeds)} images for this notebook")
-            if local
-            else contextlib.nullcontext()
-        )
-        batch: Batch | None = None
-        try:
-            with work:
-                batch = await self._start_batch(
-                    prompt,
-                    model,
-                    seeds=seeds,
-                    progress=self._on_batch_progress,
-                    settings=settings,
-                    **kwargs,
-                )
-                self.batch = batch
-                self._notify("progress")
-                await batch.wait()
-        except asyncio.CancelledError:
-            if batch is not None:
-                batch.cancel()  # the panel closed: stop the jobs too, keep what arrived
-            self._finish_batch(cancelled=True)
-            raise
-        except PixeryError as exc:  # refused before any image was asked for
-            self._finish_batch(error=settings.redact(exc.message))
-            return None
-        except Exception as exc:  # a bug: still shown in the panel, in words
-            self._finish_batch(
-                error=settings.redact(f"Unexpected error: {type(exc).__name__}: {exc}")
-            )
-            return None
-        finally:
-            if local:
-                self._spawn(self.watcher.check_now())  # the loaded model may have changed
-        stopped = any(isinstance(r, JobFailure) and r.reason == "cancelled" for r in batch.results)
-        self._finish_batch(cancelled=self._batch_cancel_asked and stopped)
-        return self.batch_images[-1] if self.batch_images else None
+    @property
+    def batch_images(self) -> list[Generation]:
+        """That batch's images in the order they arrived (each once archived)."""
+        return self._batch.images() if self._batch is not None else []
 
-    def _on_batch_progress(self, _snapshot: ProgressSnapshot) -> None:
-        """The batch moved on: hand over arrived images, update the words, tell the panel."""
-        batch = self.batch
-        if batch is None:  # its first report, before start_batch returned
-            return
-        self._collect_arrivals(batch, final=False)
-        self.batch_note = self._failure_words(batch)
-        self._notify("progress")
-
-    def _collect_arrivals(self, batch: Batch, *, final: bool) -> None:
-        """Move arrived images to ``batch_images`` in arrival order, each once it is archived
-        (so its caption says where it was saved); ``final`` hands over the rest."""
-        for i, result in enumerate(batch.results):
-            if i not in self._seen and _arrived_image(result) is not None:
-                self._seen.add(i)
-                self._arrived.append(i)
-        while self._arrived:
-            result = batch.results[self._arrived[0]]
-            image = _arrived_image(result)
-            saving = (
-                isinstance(result, Generation) and batch.archive is not None and result.id is None
-            )
-            if saving and not final:
-                return
-            self._arrived.pop(0)
-            if image is not None:
-                self.batch_images.append(image)
-                self.last_generation = image
-
-    def _failure_words(self, batch: Batch, *, cancelled: bool = False) -> str | None:
-        """Failures ("2 of 8 failed: <why>") and what a cancel left, in words; ``None`` if none."""
-        total = len(batch.jobs)
-        failures = _failures(batch)
-        parts = []
-        if cancelled:
-            made = sum(_arrived_image(r) is not None for r in batch.results)
-            parts.append(f"Cancelled after {made} of {total} images.")
-        if failures:
-            why: list[str] = []
-            for failure in failures:
-                text = self.watcher.settings.redact(failure.error.message)
-                if text not in why:
-                    why.append(text)
-            more = f" (and {len(why) - 2} other reasons)" if len(why) > 2 else ""
-            parts.append(f"{len(failures)} of {total} failed: {'; '.join(why[:2])}{more}")
-        return " ".join(parts) or None
-
-    def _finish_batch(self, *, error: str | None = None, cancelled: bool = False) -> None:
-        batch = self.batch
-        if batch is None:  # refused (or cancelled) before it started: nothing to show
-            self._batch_total = 0
-            self._finish("cancelled" if cancelled else "failed", error=error)
-            return
-        self._collect_arrivals(batch, final=True)
-        self._batch_final = batch.snapshot()
-        note = self._failure_words(batch, cancelled=cancelled)
-        self.batch_note = note
-        failures = note if not cancelled else self._failure_words(batch)
-        if cancelled:  # said in ``batch_note``, under the progress bar
-            self._finish("cancelled", error=failures, message="")
-        elif not self.batch_images:
-            self._finish("failed", error=error or note or "No image arrived.")
-        else:
-            self._finish("done", error=error or failures)
+    @property
+    def batch_note(self) -> str | None:
+        """Its failures (and a cancel) in words, e.g. "1 of 4 failed: ..."; ``None`` if none."""
+        return self._batch.note() if self._batch is not None else None
 
     def batch_failures(self) -> int:
         """Jobs of the panel's batch that failed (a cancelled one is not a failure)."""
-        return len(_failures(self.batch)) if self.batch is not None else 0
+        return len(self._batch.failures()) if self._batch is not None else 0
 
     def progress(self) -> ProgressSnapshot | None:
         """Where the panel's batch stands, live while it runs; ``None`` after a single image."""
-        if not self._batch_total:
-            return None
-        if self._batch_final is not None:
-            return self._batch_final
-        batch = self.batch
-        if batch is not None:
-            snap = batch.snapshot()
-            if snap.total:
-                return snap
-        return ProgressSnapshot(
-            total=self._batch_total,
-            done=0,
-            failed=0,
-            running=0,
-            elapsed_s=self.elapsed(),
-            cost_usd=0.0,
-        )
+        return self._batch.snapshot(self.elapsed()) if self._batch is not None else None
 
     def progress_text(self) -> str:
-        """One line for the progress bar: done and failed of N, elapsed, ETA, cost so far."""
+        """The progress bar's line: done, failed and cancelled of N, elapsed, time left, cost."""
         snap = self.progress()
-        if snap is None:
-            return ""
-        batch = self.batch
-        results = batch.results if batch is not None else []
-        cancelled = sum(isinstance(r, JobFailure) and r.reason == "cancelled" for r in results)
-        parts = [f"{snap.done} of {snap.total} done"]
-        if snap.failed - cancelled:
-            parts.append(f"{snap.failed - cancelled} failed")
-        if cancelled:
-            parts.append(f"{cancelled} cancelled")
-        parts.append(f"{format_duration(snap.elapsed_s)} elapsed")
-        if snap.eta_s is not None and not snap.finished:
-            parts.append(f"about {format_duration(snap.eta_s)} left")
-        parts.append(f"${snap.cost_usd:.3f}")
-        return " · ".join(parts)
+        return snap.summary() if snap is not None else ""
+
+    def _on_batch_progress(self) -> None:
+        """The batch moved on: tell the panel (new images may be in ``batch_images``)."""
+        if self.batch is None:  # its first report, before start_batch returned
+            return
+        images = self.batch_images
+        if images:
+            self.last_generation = images[-1]
+        self._notify("progress")
 
     async def wait_idle(self) -> None:
         """Wait until the generation, a pre-warm and pending checks are over."""
@@ -667,17 +467,4 @@ class PanelController:
             task.cancel()
         self._unsubscribe()
         self.watcher.close()
-        self._listeners.clear()
-
-
-def _arrived_image(result: object) -> Generation | None:
-    """The image a batch result holds: arrived, or arrived but not archived."""
-    if isinstance(result, Generation):
-        return result
-    if isinstance(result, JobFailure):
-        return result.generation
-    return None
-
-
-def _failures(batch: Batch) -> list[JobFailure]:
-    return [r for r in batch.results if isinstance(r, JobFailure) and r.reason != "cancelled"]
+        self._observers.clear()
