@@ -1,13 +1,13 @@
 """What the panel decides, as plain Python: the menu and its selection, the form
 that fits the chosen model, and running (or cancelling) a generation.
 
-``PanelController`` has no widgets and no HTTP of its own: it follows a
-``ServerWatcher``, applies the menu rule of ``menu`` and generates through
-``agenerate`` (the same path as ``px.agenerate``). With a count above one it
-runs a batch (``panel_batch``: the same scheduling, archive and cancel as
-``px.arun_batch``) on consecutive seeds, and hands each image over as it
-arrives. Which controls fit the chosen model is ``panel_form``'s rule. The
-widgets in ``pixery_widgets.widgets`` only draw what it says and forward clicks.
+``PanelController`` has no widgets and no HTTP of its own. Its menu side is
+``PanelMenu`` (it follows a ``ServerWatcher`` and applies the menu rule); this
+module turns the form into a request and generates through ``agenerate`` (the
+same path as ``px.agenerate``). With a count above one it runs a batch
+(``PanelBatch``: the same scheduling, archive and cancel as ``px.arun_batch``)
+on consecutive seeds, and hands each image over as it arrives. The widgets in
+``pixery_widgets.widgets`` only draw what it says and forward clicks.
 """
 
 from __future__ import annotations
@@ -16,28 +16,20 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.catalog import SDXL_SIZES, ModelSpec, resolve_model
-from ..core.errors import InvalidRequestError, PixeryError, UnknownModelError
-from ..core.observers import Observers
+from ..core.catalog import SDXL_SIZES
+from ..core.errors import InvalidRequestError, PixeryError
 from ..core.tasks import spawn
-from ..core.types import (
-    DEFAULT_IP_ADAPTER_SCALE,
-    DEFAULT_LORA_SCALE,
-    Generation,
-    SelfHostedStatus,
-    ServerState,
-)
-from ..providers.selfhosted import SelfHostedClient
+from ..core.types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, Generation
 from ..providers.status import DRAWING
 from .batch import Batch, start_batch
 from .generate import agenerate
-from .menu import MenuEntry, build_menu, pick_selection
 from .panel_batch import MAX_COUNT, PanelBatch, batch_seeds, check_count
-from .panel_form import FormView, StepsCfgPrefill, form_view
+from .panel_form import FormView
+from .panel_menu import PanelMenu
 from .progress import ProgressSnapshot
 from .watcher import ServerWatcher
 
@@ -51,7 +43,11 @@ __all__ = [
     "parse_seed",
 ]
 
-Listener = Callable[["PanelController", str], None]
+#: Said when Generate is pressed where no event loop runs (a plain script).
+NO_LOOP = (
+    "No event loop is running here (a plain script?): "
+    "call `await px.agenerate(...)` or `px.generate(...)` instead."
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +80,8 @@ def parse_seed(text: str) -> int | None:
         ) from None
 
 
-class PanelController:
-    """The panel's state and rules; widgets subscribe and render.
+class PanelController(PanelMenu):
+    """The panel's state and rules: its menu (``PanelMenu``) and generating.
 
     Listeners get ``(controller, what)`` with ``what`` one of ``"status"``
     (server status or menu changed), ``"selection"``, ``"generation"`` (one
@@ -103,16 +99,10 @@ class PanelController:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        self.watcher = watcher if watcher is not None else ServerWatcher()
         self._generate = generate
         self._start_batch = start
         self._clock = clock
         self._rng = rng
-        self.menu: list[MenuEntry] = []
-        self.selection: str | None = None
-        self.user_chose = False
-        #: A line for the user about background work ("Loading pony on the server…").
-        self.message: str = ""
         self.generate_task: asyncio.Task[Generation | None] | None = None
         self.last_generation: Generation | None = None
         #: The last generation's failure, in words (``None`` after a success).
@@ -122,73 +112,7 @@ class PanelController:
         self._batch: PanelBatch | None = None
         self._started_at: float | None = None
         self._last_elapsed: float = 0.0
-        self._prefill = StepsCfgPrefill()
-        self._prewarm_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._observers: Observers[[PanelController, str]] = Observers()
-        self._unsubscribe = self.watcher.subscribe(self._on_watcher)
-        self._rebuild()
-
-    # -- listeners ------------------------------------------------------------------------
-
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(controller, what)`` on every change; returns the unsubscribe."""
-        return self._observers.add(listener)
-
-    def _notify(self, what: str) -> None:
-        self._observers.notify(self, what)
-
-    # -- menu and selection ---------------------------------------------------------------
-
-    @property
-    def status(self) -> SelfHostedStatus:
-        return self.watcher.status
-
-    def _on_watcher(self, _watcher: ServerWatcher) -> None:
-        self._rebuild()
-
-    def _rebuild(self) -> None:
-        self.menu = build_menu(self.status, self.watcher.settings.providers_with_keys)
-        self.selection = pick_selection(self.menu, self.selection, user_chose=self.user_chose)
-        self._notify("status")
-
-    def entry(self, model_id: str | None) -> MenuEntry | None:
-        return next((e for e in self.menu if e.id == model_id), None)
-
-    def choose(self, model_id: str) -> bool:
-        """The user picked ``model_id``; refused (False) if it is not an enabled entry.
-
-        A local model that is not loaded yet is pre-warmed in the background.
-        """
-        entry = self.entry(model_id)
-        if entry is None or not entry.enabled:
-            return False
-        changed = model_id != self.selection
-        self.selection = model_id
-        self.user_chose = True
-        if changed:
-            self._notify("selection")
-        if entry.is_local and not entry.loaded:
-            self.prewarm(model_id)
-        return True
-
-    def spec(self) -> ModelSpec | None:
-        if self.selection is None:
-            return None
-        try:
-            return resolve_model(self.selection, local_models=self.status.local_models)
-        except UnknownModelError:
-            return None
-
-    def view(self) -> FormView:
-        """The form for the chosen model on the server as it is now."""
-        return form_view(self.selection, self.spec(), self.status, running=self.running)
-
-    def steps_cfg_to_show(
-        self, shown_steps: int | None, shown_cfg: float | None
-    ) -> tuple[int | None, float | None] | None:
-        """New values for the steps/CFG fields, or ``None`` to leave the user's edits alone."""
-        return self._prefill.fill(self.view(), shown_steps, shown_cfg)
+        super().__init__(watcher)
 
     # -- generating -----------------------------------------------------------------------
 
@@ -248,23 +172,14 @@ class PanelController:
         except PixeryError as exc:
             self._finish("failed", error=exc.message)
             return None
-        try:
-            asyncio.get_running_loop()  # before anything is set up: a script has none
-        except RuntimeError:
-            self._finish(
-                "failed",
-                error="No event loop is running here (a plain script?): "
-                "call `await px.agenerate(...)` or `px.generate(...)` instead.",
-            )
-            return None
         if seeds is not None:
             self._batch = PanelBatch(len(seeds), redact=self.watcher.settings.redact)
-        task = spawn(
-            self._run(form.prompt, self.selection or "", kwargs, seeds),
-            self._tasks,
-            self._task_failed,
-            name="pixery-generate",
-        )
+        work = self._run(form.prompt, self.selection or "", kwargs, seeds)
+        task = spawn(work, self._tasks, self._task_failed, name="pixery-generate")
+        if task is None:  # a plain script: no event loop to run it on
+            self._batch = None
+            self._finish("failed", error=NO_LOOP)
+            return None
         self.generate_task = task
         self._notify("generation")
         return task
@@ -371,31 +286,29 @@ class PanelController:
 
     # -- a count above one: the batch, read from it ---------------------------------------
 
+    # Each reads ``PanelBatch`` (see there); after a single image there is none.
+
     @property
     def batch(self) -> Batch | None:
         """The panel's batch (count above one) while it runs and after; ``None`` otherwise."""
-        return self._batch.batch if self._batch is not None else None
+        return self._batch.batch if self._batch else None
 
     @property
     def batch_images(self) -> list[Generation]:
-        """That batch's images in the order they arrived (each once archived)."""
-        return self._batch.images() if self._batch is not None else []
+        return self._batch.images() if self._batch else []
 
     @property
     def batch_note(self) -> str | None:
-        """Its failures (and a cancel) in words, e.g. "1 of 4 failed: ..."; ``None`` if none."""
-        return self._batch.note() if self._batch is not None else None
+        return self._batch.note() if self._batch else None
 
     def batch_failures(self) -> int:
-        """Jobs of the panel's batch that failed (a cancelled one is not a failure)."""
-        return len(self._batch.failures()) if self._batch is not None else 0
+        return len(self._batch.failures()) if self._batch else 0
 
     def progress(self) -> ProgressSnapshot | None:
-        """Where the panel's batch stands, live while it runs; ``None`` after a single image."""
-        return self._batch.snapshot(self.elapsed()) if self._batch is not None else None
+        return self._batch.snapshot(self.elapsed()) if self._batch else None
 
     def progress_text(self) -> str:
-        """The progress bar's line: done, failed and cancelled of N, elapsed, time left, cost."""
+        """The progress bar's line (``ProgressSnapshot.summary``); empty without a batch."""
         snap = self.progress()
         return snap.summary() if snap is not None else ""
 
@@ -407,64 +320,3 @@ class PanelController:
         if images:
             self.last_generation = images[-1]
         self._notify("progress")
-
-    async def wait_idle(self) -> None:
-        """Wait until the generation, a pre-warm and pending checks are over."""
-        while True:
-            pending = [t for t in self._tasks if not t.done()]
-            if not pending:
-                return
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    # -- pre-warming ----------------------------------------------------------------------
-
-    def prewarm(self, model: str) -> asyncio.Task[None] | None:
-        """Load ``model`` on the server now (``/switch-model``) so the first image is quick."""
-        status = self.status
-        url = self.watcher.settings.selfhosted_url
-        if (
-            url is None
-            or status.state is not ServerState.HEALTHY
-            or (status.health is not None and status.health.current_model == model)
-            or (self._prewarm_task is not None and not self._prewarm_task.done())
-            or self.running
-        ):
-            return None
-        task = spawn(
-            self._run_prewarm(url, model), self._tasks, self._task_failed, name="pixery-prewarm"
-        )
-        if task is None:  # no event loop here
-            return None
-        self._say(f"Loading {model} on your server…")
-        self._prewarm_task = task
-        return task
-
-    async def _run_prewarm(self, url: str, model: str) -> None:
-        try:
-            with self.watcher.own_work(f"loading {model}"):
-                await SelfHostedClient(url).switch_model(model)
-        except PixeryError as exc:
-            self._say(f"Could not load {model}: {exc.message}")
-        else:
-            self._say(f"{model} is loaded on your server.")
-        await self.watcher.check_now()
-
-    def _say(self, text: str) -> None:
-        self.message = text
-        self._notify("message")
-
-    # -- tasks ----------------------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        spawn(coro, self._tasks, self._task_failed)
-
-    def _task_failed(self, text: str) -> None:
-        self._say(f"Background task failed: {text}")
-
-    def close(self) -> None:
-        """Cancel what runs (a batch too) and stop following the server."""
-        for task in list(self._tasks):
-            task.cancel()
-        self._unsubscribe()
-        self.watcher.close()
-        self._observers.clear()
