@@ -11,6 +11,7 @@ the names, never to a colour.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 __all__ = ["STATIC", "style_block", "stylesheet"]
@@ -19,9 +20,13 @@ __all__ = ["STATIC", "style_block", "stylesheet"]
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
+_COMMENT = re.compile(r"/\*.*?\*/\s*", re.DOTALL)
+
+
 @functools.cache
 def _read(name: str) -> str:
-    return (STATIC / name).read_text(encoding="utf-8")
+    """A sheet without its comments (they are for readers of the file, not the page)."""
+    return _COMMENT.sub("", (STATIC / name).read_text(encoding="utf-8")).strip()
 
 
 def stylesheet(*names: str) -> str:
