@@ -6,6 +6,8 @@ for the chosen model is the session layer's ``FormView``, applied by the panel.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import ipywidgets as w
 
 from ..core.catalog import SDXL_SIZES
@@ -28,6 +30,8 @@ __all__ = [
     "steps_field",
 ]
 
+W = TypeVar("W", bound=w.Widget)
+
 #: Width of the labels left of the wide fields, so they line up.
 LABEL = {"description_width": "72px"}
 
@@ -40,24 +44,22 @@ def row(*parts: w.Widget) -> w.HBox:
     return box
 
 
-def prompt_field() -> w.Textarea:
+def _text_area(description: str, placeholder: str, rows: int) -> w.Textarea:
     return w.Textarea(
-        placeholder="Describe the image, e.g. 1girl, solo, lighthouse at dusk",
-        description="Prompt",
-        rows=3,
+        placeholder=placeholder,
+        description=description,
+        rows=rows,
         layout=w.Layout(width="100%"),
         style=LABEL,
     )
+
+
+def prompt_field() -> w.Textarea:
+    return _text_area("Prompt", "Describe the image, e.g. 1girl, solo, lighthouse at dusk", 3)
 
 
 def negative_prompt_field() -> w.Textarea:
-    return w.Textarea(
-        placeholder="What to keep out (empty: the server's default)",
-        description="Negative",
-        rows=2,
-        layout=w.Layout(width="100%"),
-        style=LABEL,
-    )
+    return _text_area("Negative", "What to keep out (empty: the server's default)", 2)
 
 
 def size_dropdown() -> w.Dropdown:
@@ -93,29 +95,26 @@ def count_field() -> w.BoundedIntText:
     )
 
 
-def steps_field() -> w.BoundedIntText:
-    low, high = RANGES["steps"]
-    return w.BoundedIntText(
-        value=28,
+def _in_range(kind: type[W], field: str, description: str, value: float, **extra: Any) -> W:
+    """A number box bounded by the request field's range (``session.validation.RANGES``)."""
+    low, high = RANGES[field]
+    return kind(
+        value=value,
         min=low,
         max=high,
-        description="Steps",
+        description=description,
         layout=w.Layout(width="130px"),
-        style={"description_width": "44px"},
+        **extra,
     )
+
+
+def steps_field() -> w.BoundedIntText:
+    return _in_range(w.BoundedIntText, "steps", "Steps", 28, style={"description_width": "44px"})
 
 
 def cfg_field() -> w.BoundedFloatText:
-    low, high = RANGES["cfg_scale"]
-    return w.BoundedFloatText(
-        value=5.0,
-        min=low,
-        max=high,
-        step=0.5,
-        description="CFG",
-        layout=w.Layout(width="130px"),
-        style={"description_width": "36px"},
-    )
+    style = {"description_width": "36px"}
+    return _in_range(w.BoundedFloatText, "cfg_scale", "CFG", 5.0, step=0.5, style=style)
 
 
 def reference_upload() -> w.FileUpload:
