@@ -536,7 +536,8 @@ class Batch:
                         thumb = self._thumbs[i] = _thumbnail(result.png_bytes)
                     except Exception:
                         thumb = None
-                caption = f"#{i + 1} {caption_line(result.model, result.seed, f'{result.elapsed_s:.1f} s')}"
+                took = f"{result.elapsed_s:.1f} s"
+                caption = f"#{i + 1} {caption_line(result.model, result.seed, took)}"
                 items.append(GridItem(thumb, caption, title=job.prompt, footer=short))
             elif isinstance(result, JobFailure):
                 items.append(
