@@ -98,16 +98,9 @@ def test_grids_errors_and_a_part_alone_follow_the_theme(lab: LabPage, faulty_sim
     assert all(got == want for got, want in light.values()), light
     lab.screenshot("palette-1-light", panel=True)
 
-    lab.execute_command("apputils:change-theme", {"theme": "JupyterLab Dark"})
-    try:
-        lab.page.wait_for_function(
-            "() => document.body.dataset.jpThemeLight === 'false'", timeout=15000
-        )
-        lab.page.wait_for_timeout(500)
+    with lab.dark_theme():
         dark = colours(lab)
         lab.screenshot("palette-2-dark", panel=True)
-    finally:  # the theme is a setting of the shared JupyterLab: put it back
-        lab.execute_command("apputils:change-theme", {"theme": "JupyterLab Light"})
     assert all(got == want for got, want in dark.values()), dark
     assert dark["grid caption"] != light["grid caption"]  # the theme really changed them
     lab.assert_no_errors()
