@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from .archive.store import Archive, ArchiveRecord
+from .archive import Archive, ArchiveRecord
 from .core.catalog import CATALOG, SDXL_SIZES, ModelSpec, resolve_model
 from .core.config import Secret, Settings, load_settings
 from .core.errors import (
@@ -44,6 +44,7 @@ from .core.types import (
     SelfHostedStatus,
     ServerState,
 )
+from .providers.selfhosted import HEALTH_TIMEOUT
 from .providers.status import acheck_selfhosted
 from .session.batch import Batch, JobFailure, arun_batch, last_batch, run_batch, start_batch
 from .session.generate import agenerate, generate
@@ -79,9 +80,11 @@ def _notebook_progress() -> object | None:
 use_notebook_reporter(_notebook_progress)
 
 
-def check_selfhosted() -> SelfHostedStatus:
+def check_selfhosted(
+    settings: Settings | None = None, *, timeout: float = HEALTH_TIMEOUT
+) -> SelfHostedStatus:
     """Sync twin of ``acheck_selfhosted``."""
-    return run_sync(acheck_selfhosted())
+    return run_sync(acheck_selfhosted(settings, timeout=timeout))
 
 
 __version__ = "0.1.0"

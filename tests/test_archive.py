@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import pixery_widgets as px
-from pixery_widgets.archive.store import (
+from pixery_widgets.archive import (
     Archive,
     a1111_parameters,
     add_text_chunks,
@@ -190,11 +190,11 @@ def test_save_writes_png_with_parameters_thumbnail_and_row(archive: Archive):
 def _record_fsyncs(monkeypatch, root: Path) -> list[Path]:
     """Stand-in for the archive's fsync of one path; returns the paths under ``root`` it saw
     (an archive of an earlier test may still be finishing a round)."""
-    from pixery_widgets.archive import store as _archive
+    from pixery_widgets.archive import files as archive_files
 
     synced: list[Path] = []
     monkeypatch.setattr(
-        _archive, "_fsync_path", lambda p: synced.append(p) if p.is_relative_to(root) else None
+        archive_files, "_fsync_path", lambda p: synced.append(p) if p.is_relative_to(root) else None
     )
     return synced
 
@@ -354,7 +354,7 @@ def test_records_survive_a_restart_of_the_process(tmp_path: Path):
         f"""
         import io
         from PIL import Image
-        from pixery_widgets.archive.store import Archive
+        from pixery_widgets.archive import Archive
         from pixery_widgets.core.config import Settings
         from pixery_widgets.core.types import Generation, GenerationRequest
         arch = Archive({str(root)!r}, settings=Settings())

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import pixery_widgets as px
-from pixery_widgets.archive import store as _archive
-from pixery_widgets.archive.store import Archive, get_archive, write_atomic
+from pixery_widgets.archive import Archive, get_archive, write_atomic
+from pixery_widgets.archive import files as archive_files
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import ArchiveError
 from pixery_widgets.providers import selfhosted
@@ -99,7 +99,7 @@ def test_an_archive_that_cannot_open_still_counts_the_image_and_carries_it(sim, 
 def test_write_atomic_steps_over_a_temporary_name_left_by_another_process(tmp_path, monkeypatch):
     target = tmp_path / "day" / "img.png"
     target.parent.mkdir()
-    monkeypatch.setattr(_archive, "_temp_serial", itertools.count(5))
+    monkeypatch.setattr(archive_files, "_temp_serial", itertools.count(5))
     leftover = target.parent / f".img.png.{os.getpid()}-5.tmp"
     leftover.write_bytes(b"someone else's")
     write_atomic(target, b"whole image", durable=False)

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 import pixery_widgets as px
-from pixery_widgets.archive.store import Archive
+from pixery_widgets.archive import Archive
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import ArchiveError, ConnectionFailedError
 

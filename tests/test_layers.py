@@ -33,7 +33,9 @@ def copy_tree(tmp_path: Path) -> Path:
     tree.mkdir()
     shutil.copy(ROOT / "pyproject.toml", tree)
     shutil.copytree(
-        ROOT / "pixery_widgets", tree / "pixery_widgets", ignore=shutil.ignore_patterns("__pycache__")
+        ROOT / "pixery_widgets",
+        tree / "pixery_widgets",
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     return tree
 

@@ -26,8 +26,8 @@ import pytest
 from PIL import Image
 
 import pixery_widgets as px
-from pixery_widgets.archive import store as _archive
-from pixery_widgets.archive.store import Archive, read_text_chunks
+from pixery_widgets.archive import Archive, read_text_chunks, registry, store
+from pixery_widgets.archive import files as archive_files
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import ArchiveError, ConnectionFailedError
 from pixery_widgets.core.types import Generation
@@ -53,7 +53,7 @@ def assert_archive_consistent(root: Path) -> set[str]:
 
     Returns the ids archived.
     """
-    for archive in list(_archive._archives.values()):  # finish background work first
+    for archive in registry.open_archives():  # finish background work first
         flush = getattr(archive, "flush", None)
         if flush is not None and archive.root == root.resolve():
             flush()
@@ -182,7 +182,7 @@ def test_a_cancelled_batch_task_settles_its_saves_before_returning(sim, tmp_path
     so when the cancellation arrives at the caller every kept image is on disk."""
     root = tmp_path / "archive"
     settings = Settings(selfhosted_url=sim.url, archive_dir=root)
-    real_write = _archive.write_atomic
+    real_write = store.write_atomic
     writing = threading.Event()
 
     def slow_write(path: Path, data: bytes, **kwargs: Any) -> None:
@@ -191,7 +191,7 @@ def test_a_cancelled_batch_task_settles_its_saves_before_returning(sim, tmp_path
             threading.Event().wait(0.3)  # a slow disk
         real_write(path, data, **kwargs)
 
-    monkeypatch.setattr(_archive, "write_atomic", slow_write)
+    monkeypatch.setattr(store, "write_atomic", slow_write)
 
     async def scenario():
         task = asyncio.create_task(
@@ -300,7 +300,7 @@ def test_a_disk_that_fills_up_mid_file_leaves_no_partial_png(sim, tmp_path, monk
     first = run(px.agenerate("before the disk filled", seed=1, settings=settings, archive=root))
     size = first.path.stat().st_size
     disk = _FullDisk(budget=size * 2 + size // 2)  # room for two and a half images (+ thumbs)
-    monkeypatch.setattr(_archive, "os", disk)
+    monkeypatch.setattr(archive_files, "os", disk)
 
     batch = run(
         px.arun_batch(
@@ -317,7 +317,7 @@ def test_a_disk_that_fills_up_mid_file_leaves_no_partial_png(sim, tmp_path, monk
     assert_batch_kept(batch, root)
     assert first.id in index_rows(root) and first.path.is_file()
 
-    monkeypatch.setattr(_archive, "os", os)  # space freed
+    monkeypatch.setattr(archive_files, "os", os)  # space freed
     calls = generate_calls(sim)
     batch.retry_failed(progress=False)
     assert generate_calls(sim) == calls  # the images were kept in memory: nothing paid twice
@@ -343,7 +343,7 @@ def test_a_write_failing_at_every_byte_count_never_leaves_a_partial_file(tmp_pat
             elapsed_s=0.1,
             cost_usd=0.0,
         )
-        monkeypatch.setattr(_archive, "os", _FullDisk(budget))
+        monkeypatch.setattr(archive_files, "os", _FullDisk(budget))
         try:
             archive.save(g)
         except ArchiveError as exc:
@@ -353,6 +353,6 @@ def test_a_write_failing_at_every_byte_count_never_leaves_a_partial_file(tmp_pat
             assert g.path is not None and g.path.is_file()
             saved += 1
         getattr(archive, "flush", lambda: None)()  # background thumbnails, if any
-        monkeypatch.setattr(_archive, "os", os)
+        monkeypatch.setattr(archive_files, "os", os)
         assert_archive_consistent(root)
     assert 1 <= saved < 7 and len(index_rows(root)) == saved

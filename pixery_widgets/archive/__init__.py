@@ -1,10 +1,36 @@
 """The archive layer: every image kept on disk the moment it arrives, and found again.
 
-Beside the providers, above the core: it imports only ``core``. Regenerating a
-record needs ``agenerate`` from the session layer above; that goes through one
-seam, ``use_generator``, which the session layer calls when it is imported.
+Beside the providers, above the core: it imports only ``core``. Its rooms:
+
+- ``png``: text chunks spliced into the received PNG bytes;
+- ``infotext``: the AUTOMATIC1111 ``parameters`` text other tools read;
+- ``metadata``: the JSON each PNG carries, and the typed values of its row;
+- ``index``: the SQLite schema and the SQL that finds rows;
+- ``files``: atomic writes, fsync rounds, thumbnails;
+- ``record``: ``ArchiveRecord`` and ``Records`` (a list that shows as a grid);
+- ``store``: ``Archive``, which ties them together;
+- ``registry``: one ``Archive`` per directory for the process.
+
+Regenerating a record needs ``agenerate`` from the session layer above; that
+goes through one seam, ``use_generator``, which the session layer calls when it
+is imported.
 """
 
-from .store import Archive, ArchiveRecord, Records, get_archive, use_generator
+from .files import write_atomic
+from .infotext import a1111_parameters
+from .png import add_text_chunks, read_text_chunks
+from .record import ArchiveRecord, Records, use_generator
+from .registry import get_archive
+from .store import Archive
 
-__all__ = ["Archive", "ArchiveRecord", "Records", "get_archive", "use_generator"]
+__all__ = [
+    "Archive",
+    "ArchiveRecord",
+    "Records",
+    "a1111_parameters",
+    "add_text_chunks",
+    "get_archive",
+    "read_text_chunks",
+    "use_generator",
+    "write_atomic",
+]

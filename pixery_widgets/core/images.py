@@ -14,6 +14,7 @@ import base64
 import binascii
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ else:
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
+    "as_references",
     "base64_image_bytes",
     "check_image_bytes",
     "data_url",
@@ -157,6 +159,15 @@ def reference_to_bytes(ref: ReferenceLike) -> bytes:
     except ImageDecodeError:
         raise InvalidRequestError("The reference image is not a readable image.") from None
     return raw
+
+
+def as_references(reference: ReferenceLike | Sequence[ReferenceLike] | None) -> tuple[bytes, ...]:
+    """One reference or several (paths, bytes, PIL images) → their bytes, each checked."""
+    if reference is None:
+        return ()
+    if isinstance(reference, (list, tuple)):
+        return tuple(reference_to_bytes(r) for r in reference)
+    return (reference_to_bytes(reference),)
 
 
 def thumbnail_png(raw: bytes, max_side: int = 256, *, fmt: str = "PNG") -> bytes:

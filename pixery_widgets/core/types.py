@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import schema
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -26,9 +28,9 @@ __all__ = [
 ]
 
 
-#: Defaults of a request's IP-Adapter and LoRA strengths (the server's own defaults).
-DEFAULT_IP_ADAPTER_SCALE = 0.7
-DEFAULT_LORA_SCALE = 0.8
+#: Defaults of a request's IP-Adapter and LoRA strengths (the server's own; from the schema).
+DEFAULT_IP_ADAPTER_SCALE: float = schema.field("ip_adapter_scale").default
+DEFAULT_LORA_SCALE: float = schema.field("lora_scale").default
 
 
 def seed_words(seed: int | None) -> str:
@@ -48,6 +50,7 @@ def caption_line(model: str, seed: int | None, *details: str) -> str:
 class GenerationRequest:
     """One image to make, validated and with the model resolved to its canonical id.
 
+    Its fields are the request schema's (``core/schema.py``; a test keeps them equal).
     ``references`` holds raw image bytes (PNG/JPEG), already read from a path or
     PIL image; each provider encodes them as its API wants.
     """
@@ -65,7 +68,7 @@ class GenerationRequest:
     ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE
     lora: str | None = None
     lora_scale: float = DEFAULT_LORA_SCALE
-    #: Provider-specific extras passed through (e.g. OpenAI ``quality``).
+    #: Provider options passed through (``schema.OPTIONS``, e.g. OpenAI ``quality``).
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,23 +82,20 @@ class GenerationRequest:
         return digest.hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
-        """The request as plain JSON-able values (references as their hash)."""
-        return {
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "model": self.model,
-            "provider": self.provider,
-            "width": self.width,
-            "height": self.height,
-            "steps": self.steps,
-            "cfg_scale": self.cfg_scale,
-            "seed": self.seed,
-            "lora": self.lora,
-            "lora_scale": self.lora_scale if self.lora else None,
-            "ip_adapter_scale": self.ip_adapter_scale if self.references else None,
-            "reference_hash": self.reference_hash,
-            **({"extra": self.extra} if self.extra else {}),
-        }
+        """The request as plain JSON-able values: the schema's fields (references as their
+        hash; a field that needs another, e.g. ``lora_scale``, as None without it)."""
+        out: dict[str, Any] = {"model": self.model, "provider": self.provider}
+        for f in schema.FIELDS:
+            needed = schema.field(f.needs).attribute if f.needs else None
+            if f.attribute == "references":
+                out["reference_hash"] = self.reference_hash
+            elif needed is not None and not getattr(self, needed):
+                out[f.name] = None
+            else:
+                out[f.name] = getattr(self, f.attribute)
+        if self.extra:
+            out["extra"] = self.extra
+        return out
 
 
 class Generation:

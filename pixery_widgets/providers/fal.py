@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..core import schema
 from ..core.catalog import CATALOG, ModelSpec
 from ..core.config import Secret, Settings
 from ..core.errors import (
@@ -128,6 +129,7 @@ class FalProvider(_cloud.CloudProvider):
             self.max_wait_s = max_wait_s
 
     def validate(self, request: GenerationRequest) -> None:
+        schema.check_names(request.extra, CATALOG[request.model], keywords=())
         try:
             json.dumps(request.extra)
         except (TypeError, ValueError):

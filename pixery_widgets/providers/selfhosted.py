@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
+from ..core import schema
 from ..core.config import NOT_CONFIGURED, Settings, mask_url
 from ..core.errors import (
     BadResponseError,
@@ -35,6 +36,7 @@ from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelIn
 from ._base import OnImage, Provider, detail_text, encode_json, parse_json, send
 
 __all__ = [
+    "BODY_KEYS",
     "GENERATE_TIMEOUT",
     "HEALTH_TIMEOUT",
     "SelfHostedClient",
@@ -327,24 +329,34 @@ class SelfHostedClient:
         return await asyncio.to_thread(_arrived, data, request, started, on_image)
 
 
+#: Request field (``core/schema.py``) → its key in the ``/generate`` body: every field the
+#: schema says this server takes (a test checks), in the server's own names.
+BODY_KEYS: dict[str, str] = {
+    "prompt": "prompt",
+    "negative_prompt": "negative_prompt",
+    "width": "width",
+    "height": "height",
+    "steps": "steps",
+    "cfg_scale": "cfg_scale",
+    "seed": "seed",
+    "reference": "reference_image",
+    "ip_adapter_scale": "ip_adapter_scale",
+    "lora": "lora_name",
+    "lora_scale": "lora_scale",
+}
+
+
 def _generate_body(request: GenerationRequest) -> dict[str, Any]:
-    """The ``/generate`` body (docs/backends.md, "The self-hosted server") for ``request``."""
-    return {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "model": request.model,
-        "width": request.width,
-        "height": request.height,
-        "steps": request.steps,
-        "cfg_scale": request.cfg_scale,
-        "seed": request.seed,
-        "reference_image": (
-            base64.b64encode(request.references[0]).decode("ascii") if request.references else None
-        ),
-        "ip_adapter_scale": request.ip_adapter_scale,
-        "lora_name": request.lora,
-        "lora_scale": request.lora_scale,
-    }
+    """The ``/generate`` body (docs/backends.md, "The self-hosted server") for ``request``.
+
+    The server takes one reference image, as bare base64 (no ``data:`` prefix).
+    """
+    body: dict[str, Any] = {"model": request.model}
+    for name, key in BODY_KEYS.items():
+        body[key] = getattr(request, schema.field(name).attribute)
+    refs = request.references
+    body[BODY_KEYS["reference"]] = base64.b64encode(refs[0]).decode("ascii") if refs else None
+    return body
 
 
 class SelfHostedProvider(Provider):

@@ -36,7 +36,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..archive.store import Archive, _thumbnail, get_archive
+from ..archive import Archive, get_archive
+from ..archive.files import thumbnail
+from ..core import schema
 from ..core.catalog import ModelSpec, resolve_model
 from ..core.config import Settings, load_settings
 from ..core.errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
@@ -71,22 +73,6 @@ SELFHOSTED_CONCURRENCY = 1
 #: Requests a batch has in flight per cloud provider; edit to change the default for a session.
 CLOUD_CONCURRENCY: dict[str, int] = {}
 DEFAULT_CLOUD_CONCURRENCY = 4
-
-
-#: agenerate's request fields; any other keyword is a provider extra.
-_FIELDS = frozenset(
-    {
-        "negative_prompt",
-        "width",
-        "height",
-        "steps",
-        "cfg_scale",
-        "reference",
-        "ip_adapter_scale",
-        "lora",
-        "lora_scale",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -516,7 +502,7 @@ class Batch:
                 self._thumbs[index] = await (
                     self.archive.athumbnail(record, generation.png_bytes)
                     if self.archive is not None and record is not None
-                    else asyncio.to_thread(_thumbnail, generation.png_bytes)
+                    else asyncio.to_thread(thumbnail, generation.png_bytes)
                 )
         self._notify()
 
@@ -533,7 +519,7 @@ class Batch:
                 thumb = self._thumbs.get(i)
                 if thumb is None:
                     try:
-                        thumb = self._thumbs[i] = _thumbnail(result.png_bytes)
+                        thumb = self._thumbs[i] = thumbnail(result.png_bytes)
                     except Exception:
                         thumb = None
                 took = f"{result.elapsed_s:.1f} s"
@@ -618,12 +604,7 @@ def plan_jobs(
     return jobs
 
 
-def _split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    fields = {k: v for k, v in params.items() if k in _FIELDS}
-    extra = {k: v for k, v in params.items() if k not in _FIELDS}
-    return fields, extra
-
-
+@schema.with_request_fields(exclude=("seed",))
 async def plan_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
@@ -666,7 +647,9 @@ async def plan_batch(
     )
     jobs = plan_jobs(prompt_list, specs, seeds)
 
-    width, height = int(params.get("width", 1024)), int(params.get("height", 1024))
+    width, height = (
+        schema.check_value(k, params.get(k, schema.field(k).default)) for k in ("width", "height")
+    )
     estimate = round(sum(_spec(specs, j.model).estimated_cost(width, height) for j in jobs), 6)
     if max_cost_usd is not None and estimate > max_cost_usd + 1e-9:
         raise CostLimitError(
@@ -678,11 +661,17 @@ async def plan_batch(
     params = dict(params)
     if params.get("reference") is not None:  # files read once for the batch, off the loop
         params["reference"] = await asyncio.to_thread(as_references, params["reference"])
-    fields, extra = _split_params(params)
+    fields, options = schema.split(params)
     for spec in specs:
         first_seed = next((j.seed for j in jobs if j.model == spec.id), None)
         await prepare_request(
-            prompt_list[0], spec.id, settings, seed=first_seed, extra=extra or None, **fields
+            prompt_list[0],
+            spec.id,
+            settings,
+            seed=first_seed,
+            extra=options,
+            keywords=_KEYWORDS,
+            **fields,
         )
 
     target: Archive | None
@@ -716,6 +705,7 @@ def _spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
 # -- the public entry points ----------------------------------------------------------------------
 
 
+@schema.with_request_fields(exclude=("seed",))
 async def arun_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
@@ -741,7 +731,9 @@ async def arun_batch(
     is above it (``CostLimitError``), before any request. ``out_dir`` archives
     somewhere else than ``PIXERY_ARCHIVE_DIR``; ``archive=False`` keeps images in
     memory only. ``progress``: True (a bar), False, or a callable taking a
-    ``ProgressSnapshot``. Other keywords are ``agenerate``'s (width, steps, lora…).
+    ``ProgressSnapshot``. The other keywords are ``agenerate``'s request fields (see the
+    signature; ``seeds`` instead of ``seed``) and provider options, checked for every model
+    before anything is sent.
 
     A failed job does not stop the others; see ``.failed`` and ``retry_failed()``.
     """
@@ -760,19 +752,36 @@ async def arun_batch(
     return batch
 
 
+@schema.with_request_fields(exclude=("seed",))
 async def start_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
     *,
+    seeds: int | Iterable[int | None] | None = None,
+    concurrency: int | Mapping[str, int] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    archive: bool | Archive = True,
+    max_cost_usd: float | None = None,
     progress: Any = True,
-    **kwargs: Any,
+    settings: Settings | None = None,
+    **params: Any,
 ) -> Batch:
     """Check and start a batch in the background; returns the running ``Batch`` at once.
 
     In a notebook the cell ends immediately, so ``batch.cancel()`` works from
     another cell; ``await batch`` waits for it. Same arguments as ``arun_batch``.
     """
-    batch = await plan_batch(prompts, model, **kwargs)
+    batch = await plan_batch(
+        prompts,
+        model,
+        seeds=seeds,
+        concurrency=concurrency,
+        out_dir=out_dir,
+        archive=archive,
+        max_cost_usd=max_cost_usd,
+        settings=settings,
+        **params,
+    )
     batch._loop = asyncio.get_running_loop()
     batch._runner = spawn(
         batch._execute(range(len(batch.jobs)), progress),
@@ -785,15 +794,35 @@ async def start_batch(
 _background: set[asyncio.Task[Any]] = set()
 
 
+@schema.with_request_fields(exclude=("seed",))
 def run_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
-    **kwargs: Any,
+    *,
+    seeds: int | Iterable[int | None] | None = None,
+    concurrency: int | Mapping[str, int] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    archive: bool | Archive = True,
+    max_cost_usd: float | None = None,
+    progress: Any = True,
+    settings: Settings | None = None,
+    **params: Any,
 ) -> Batch:
     """Sync twin of ``arun_batch``; in a kernel too. Interrupting the kernel cancels
     what is in flight and keeps every arrived image (``px.last_batch()`` holds them)."""
-    progress = kwargs.pop("progress", True)
-    batch = run_sync(plan_batch(prompts, model, **kwargs))
+    batch = run_sync(
+        plan_batch(
+            prompts,
+            model,
+            seeds=seeds,
+            concurrency=concurrency,
+            out_dir=out_dir,
+            archive=archive,
+            max_cost_usd=max_cost_usd,
+            settings=settings,
+            **params,
+        )
+    )
     return _run_interruptible(batch, batch._execute(range(len(batch.jobs)), progress))
 
 
@@ -813,3 +842,7 @@ def _run_interruptible(batch: Batch, coro: Any) -> Batch:
         )
         raise
     return batch
+
+
+#: The batch functions' keywords, offered as suggestions for a misspelt one.
+_KEYWORDS = schema.keywords_of(arun_batch)

@@ -17,9 +17,10 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
+from ..core import schema
 from ..core.catalog import SDXL_SIZES
 from ..core.errors import InvalidRequestError, PixeryError
 from ..core.tasks import spawn
@@ -52,7 +53,8 @@ NO_LOOP = (
 
 @dataclass(frozen=True)
 class FormValues:
-    """What the user typed and picked, as the widgets hold it."""
+    """What the user typed and picked, as the widgets hold it: request fields of the
+    schema (``size`` is width × height, ``seed`` the text of the Seed field) and ``count``."""
 
     prompt: str
     negative_prompt: str = ""
@@ -65,6 +67,10 @@ class FormValues:
     lora: str | None = None
     lora_scale: float = DEFAULT_LORA_SCALE
     count: int = 1
+
+
+#: The form's values that are request fields as they are (``request_kwargs`` adds the rest).
+_FORM_FIELDS = frozenset(f.name for f in schema.FIELDS) - {"prompt", "seed"}
 
 
 def parse_seed(text: str) -> int | None:
@@ -129,29 +135,20 @@ class PanelController(PanelMenu):
     def request_kwargs(self, form: FormValues) -> dict[str, Any]:
         """``agenerate`` keyword arguments for this form and the chosen model (pure).
 
-        Fields the model does not take are left out rather than refused: the
-        form hides them, and stale values in hidden fields must not matter.
+        The form's request fields that the model takes (``schema.applicable``); the
+        rest are left out rather than refused: the form hides them, and stale values
+        in hidden fields must not matter.
         """
         spec = self.spec()
         if spec is None:
             raise InvalidRequestError("Choose a model first.")
         width, height = form.size
-        kwargs: dict[str, Any] = {"width": width, "height": height}
-        if spec.takes_seed:
-            kwargs["seed"] = parse_seed(form.seed)
-        if spec.takes_negative_prompt and form.negative_prompt.strip():
-            kwargs["negative_prompt"] = form.negative_prompt
-        if spec.is_local:
-            kwargs["steps"] = form.steps
-            kwargs["cfg_scale"] = form.cfg_scale
-        if form.reference is not None and spec.max_references > 0:
-            kwargs["reference"] = form.reference
-            if spec.is_local:
-                kwargs["ip_adapter_scale"] = form.ip_adapter_scale
-        if spec.is_local and form.lora:
-            kwargs["lora"] = form.lora
-            kwargs["lora_scale"] = form.lora_scale
-        return kwargs
+        values: dict[str, Any] = {
+            f.name: getattr(form, f.name) for f in fields(form) if f.name in _FORM_FIELDS
+        }
+        values.update(width=width, height=height)
+        values["seed"] = parse_seed(form.seed) if schema.takes(spec, "seed") else None
+        return schema.applicable(values, spec)
 
     def start_generation(self, form: FormValues) -> asyncio.Task[Generation | None] | None:
         """Start generating in the background; the task is ``generate_task``.
