@@ -20,18 +20,13 @@ from ._lab import LabPage
 
 pytestmark = pytest.mark.browser
 
-# The batch is made with ``await px.arun_batch``: the sync ``px.run_batch`` in a cell of
-# this JupyterLab fails with "RuntimeError: cannot enter context" from the kernel's own
-# tasks (nest-asyncio stepping them re-entrantly while the front end sends messages),
-# on main as well. That is a defect of its own, not what this test is about.
-
 CELLS = [
     'import os\nos.environ["SELFHOSTED_API_URL"] = "__SIM_URL__"\n'
     'os.environ["PIXERY_ARCHIVE_DIR"] = "palette-out"',
     "import pixery_widgets as px\n"
     "from pixery_widgets.widgets import ImageOutput, LoraPicker\n"
     "prompts = ['a lighthouse', 'a red bicycle', 'a cat']\n"
-    "batch = await px.arun_batch(prompts, seeds=[1], progress=False)\n"  # not run_batch: see above
+    "batch = px.run_batch(prompts, seeds=[1], progress=False)\n"
     "batch",
     'out = ImageOutput()\nout.show_error("Your server refused the request: boom")\nout',
     "picker = LoraPicker()\npicker.show([], enabled=True)  # says: no LoRAs\npicker",
