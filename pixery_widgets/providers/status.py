@@ -9,6 +9,7 @@ them while the server is offline or busy.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from ..core.config import Settings, load_settings
@@ -16,7 +17,17 @@ from ..core.errors import PixeryError, ServerError, ServerTimeoutError
 from ..core.types import SelfHostedStatus, ServerState
 from .selfhosted import HEALTH_TIMEOUT, SelfHostedClient, generations_in_flight
 
-__all__ = ["acheck_selfhosted", "checking_status", "forget_known_models", "known_models"]
+__all__ = [
+    "DRAWING",
+    "acheck_selfhosted",
+    "busy_status",
+    "checking_status",
+    "forget_known_models",
+    "known_models",
+]
+
+#: Why the server is busy while this process has an image drawn there.
+DRAWING = "drawing an image for this notebook"
 
 _known_models: dict[str, tuple[str, ...]] = {}
 
@@ -39,6 +50,23 @@ def checking_status(settings: Settings) -> SelfHostedStatus:
         return SelfHostedStatus(ServerState.NOT_CONFIGURED)
     url = settings.selfhosted_url
     return SelfHostedStatus(ServerState.CHECKING, url=url, known_models=known_models(url))
+
+
+def busy_status(
+    url: str | None, reason: str | None = None, *, previous: SelfHostedStatus | None = None
+) -> SelfHostedStatus:
+    """Busy (``reason``, by default ``DRAWING``), keeping what the server said last
+    (GPU, models, LoRAs) when ``previous`` is an answer from the same server."""
+    reason = reason or DRAWING
+    if previous is not None and previous.url == url and previous.reachable:
+        return dataclasses.replace(previous, state=ServerState.BUSY, reason=reason)
+    return SelfHostedStatus(
+        ServerState.BUSY,
+        url=url,
+        reason=reason,
+        known_models=known_models(url),
+        checked_at=time.time(),
+    )
 
 
 async def acheck_selfhosted(
@@ -64,13 +92,7 @@ async def acheck_selfhosted(
         health = await client.health(timeout=timeout)
     except ServerTimeoutError as exc:
         if generations_in_flight(url):
-            return SelfHostedStatus(
-                ServerState.BUSY,
-                url=url,
-                reason="drawing an image for this notebook",
-                known_models=known_models(url),
-                checked_at=time.time(),
-            )
+            return busy_status(url)
         return _offline(url, exc)
     except PixeryError as exc:
         return _offline(url, exc)

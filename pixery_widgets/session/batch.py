@@ -29,9 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import os
 import secrets
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,8 +44,10 @@ from ..core import schema
 from ..core.catalog import ModelSpec, resolve_model
 from ..core.config import Settings, load_settings
 from ..core.errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
+from ..core.observers import Observers
 from ..core.sync import run_sync
-from ..core.types import Generation
+from ..core.tasks import spawn
+from ..core.types import Generation, caption_line
 from ..providers.servers import known_pool_models
 from .ledger import LEDGER
 from .progress import ProgressSnapshot, make_reporter
@@ -71,6 +73,8 @@ __all__ = [
     "start_batch",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Requests a batch has in flight on the self-hosted server (it draws one at a time).
 SELFHOSTED_CONCURRENCY = 1
 #: Requests a batch has in flight per cloud provider; edit to change the default for a session.
@@ -95,11 +99,8 @@ class Job:
     coords: tuple[int, ...] = ()
 
     def label(self) -> str:
-        seed = f"seed {self.seed}" if self.seed is not None else "random seed"
-        own = "".join(
-            f" · {k}={v:g}" if isinstance(v, float) else f" · {k}={v}" for k, v in self.overrides
-        )
-        return f"#{self.index + 1} {self.model} · {seed}{own}"
+        own = (f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.overrides)
+        return f"#{self.index + 1} {caption_line(self.model, self.seed, *own)}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,11 @@ class JobFailure:
         """A few words: "cancelled", "connection refused", "timed out", ..."""
         return self.error.reason or self.error.message
 
+    @property
+    def cancelled(self) -> bool:
+        """Stopped by a cancel or an interrupt, not failed (``retry_failed()`` resumes it)."""
+        return self.reason == CANCELLED
+
     def __repr__(self) -> str:
         return f"JobFailure({self.job.label()!r}, reason={self.reason!r}, error={self.error.message!r})"
 
@@ -126,9 +132,13 @@ class JobFailure:
 Result = Generation | JobFailure | None
 
 
+#: The reason of a job that a cancel (or an interrupt) stopped.
+CANCELLED = "cancelled"
+
+
 def cancelled_error() -> PixeryError:
     return PixeryError(
-        "Cancelled before it finished; retry_failed() runs it again.", reason="cancelled"
+        "Cancelled before it finished; retry_failed() runs it again.", reason=CANCELLED
     )
 
 
@@ -180,12 +190,14 @@ class Batch:
         self._settings_given = settings_given
         self._concurrency = concurrency
         self._thumbs: dict[int, bytes] = {}
-        self._observers: list[Callable[[ProgressSnapshot], None]] = []
+        self._observers: Observers[[ProgressSnapshot]] = Observers()
         self._workers: list[asyncio.Task[None]] = []
         self._keepers: set[asyncio.Task[None]] = set()
         self._running: set[int] = set()
         self._run_indices: list[int] = []
+        self._arrivals: list[int] = []
         self._started = 0.0
+        self._ended: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: asyncio.Task[Any] | None = None
         self._cancel_requested = False
@@ -265,33 +277,34 @@ class Batch:
 
     def subscribe(self, observer: Callable[[ProgressSnapshot], None]) -> Callable[[], None]:
         """Call ``observer`` with a ``ProgressSnapshot`` on every change; returns an unsubscribe."""
-        self._observers.append(observer)
-        return lambda: self._observers.remove(observer) if observer in self._observers else None
+        return self._observers.add(observer)
 
     def snapshot(self) -> ProgressSnapshot:
-        """Where the current (or last) run stands."""
+        """Where the current (or last) run stands; its clock stops when the run ends."""
         indices = self._run_indices
         results = [self.results[i] for i in indices]
         gens = [r for r in results if isinstance(r, Generation)]
+        stopped = [r for r in results if isinstance(r, JobFailure)]
+        ended = self._ended if self._ended is not None else time.monotonic()
         return ProgressSnapshot(
             total=len(indices),
             done=len(gens),
-            failed=sum(isinstance(r, JobFailure) for r in results),
+            failed=sum(not r.cancelled for r in stopped),
+            cancelled=sum(r.cancelled for r in stopped),
             running=len(self._running),
-            elapsed_s=time.monotonic() - self._started if self._started else 0.0,
+            elapsed_s=ended - self._started if self._started else 0.0,
             cost_usd=sum(g.cost_usd for g in gens),
             finished=not self._active,
         )
 
+    @property
+    def arrival_order(self) -> list[int]:
+        """Indices of the current (or last) run's jobs whose image arrived, in arrival order."""
+        return list(self._arrivals)
+
     def _notify(self) -> None:
-        if not self._observers:
-            return
-        snap = self.snapshot()
-        for observer in list(self._observers):
-            try:
-                observer(snap)
-            except Exception as exc:  # a broken display must not break the batch
-                print(f"pixery: progress display failed: {exc}", file=sys.stderr)
+        if self._observers:  # a broken display is logged by Observers; the batch goes on
+            self._observers.notify(self.snapshot())
 
     # -- control ----------------------------------------------------------------------------------
 
@@ -383,7 +396,9 @@ class Batch:
         self._active = True
         self._loop = asyncio.get_running_loop()
         self._run_indices = list(indices)
+        self._arrivals = []
         self._started = time.monotonic()
+        self._ended = None
         rearchive = {
             i: r.generation
             for i in indices
@@ -444,6 +459,8 @@ class Batch:
         self._finish_run()
 
     def _finish_run(self) -> None:
+        if self._active:
+            self._ended = time.monotonic()
         was_active, self._active = self._active, False
         self._cancel_requested = False
         self._running.clear()
@@ -507,14 +524,10 @@ class Batch:
             self._notify()
 
     def _keep_later(self, index: int, generation: Generation) -> None:
-        task = asyncio.get_running_loop().create_task(self._keep(index, generation))
-        self._keepers.add(task)
-        task.add_done_callback(self._keeper_done)
-
-    def _keeper_done(self, task: asyncio.Task[None]) -> None:
-        self._keepers.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: an interrupt that ended it is handled by _wind_down
+        """Archive an arrived image in the background (an interrupt that ends the task is
+        handled by ``_wind_down``); the job counts as arrived from now on."""
+        self._arrivals.append(index)
+        spawn(self._keep(index, generation), self._keepers, name=f"pixery-keep-{self.id}")
 
     async def _keep(self, index: int, generation: Generation) -> None:
         """Archive an arrived image (off the event loop) and keep its thumbnail for the grid.
@@ -563,8 +576,8 @@ class Batch:
                         thumb = self._thumbs[i] = thumbnail(result.png_bytes)
                     except Exception:
                         thumb = None
-                seed = f"seed {result.seed}" if result.seed is not None else "random seed"
-                caption = f"#{i + 1} {result.model} · {seed} · {result.elapsed_s:.1f} s"
+                took = f"{result.elapsed_s:.1f} s"
+                caption = f"#{i + 1} {caption_line(result.model, result.seed, took)}"
                 items.append(GridItem(thumb, caption, title=job.prompt, footer=short))
             elif isinstance(result, JobFailure):
                 items.append(
@@ -794,11 +807,11 @@ async def start_batch(
         **params,
     )
     batch._loop = asyncio.get_running_loop()
-    batch._runner = batch._loop.create_task(
-        batch._execute(range(len(batch.jobs)), progress), name=f"pixery-batch-{batch.id}"
+    batch._runner = spawn(
+        batch._execute(range(len(batch.jobs)), progress),
+        _background,
+        name=f"pixery-batch-{batch.id}",
     )
-    _background.add(batch._runner)
-    batch._runner.add_done_callback(_background.discard)
     return batch
 
 
@@ -847,10 +860,11 @@ def _run_interruptible(batch: Batch, coro: Any) -> Batch:
             run_sync(batch._wind_down())
         kept = len(batch.generations)
         where = f" (archived in {batch.archive.root})" if batch.archive is not None else ""
-        print(
-            f"\nInterrupted: {kept} of {len(batch)} images kept{where}; "
-            "px.last_batch().retry_failed() resumes the rest.",
-            file=sys.stderr,
+        log.warning(
+            "Interrupted: %d of %d images kept%s; px.last_batch().retry_failed() resumes the rest.",
+            kept,
+            len(batch),
+            where,
         )
         raise
     return batch
