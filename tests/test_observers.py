@@ -119,6 +119,44 @@ def test_every_observable_of_the_package_uses_the_one_policy(tmp_path, caplog):
     assert [str(r.exc_info[1]) for r in errors(caplog) if r.exc_info] == ["broken display"] * 3
 
 
+def test_the_pools_observables_use_the_one_policy_too(tmp_path, caplog):
+    """The pool's watcher once turned a broken display into its own error line."""
+    from env_helpers import Env
+
+    from pixery_widgets.providers.in_flight import track_in_flight, watch_in_flight
+    from pixery_widgets.providers.servers import announce_servers, watch_server_list
+    from pixery_widgets.session.pool_watcher import PoolWatcher
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("broken display")
+
+    heard: list[object] = []
+    env = Env(tmp_path, SELFHOSTED_API_URL="http://203.0.113.7:8000, http://203.0.113.8:8000")
+    pool = PoolWatcher(load=env.load)
+    assert pool.is_pool
+    pool.subscribe(broken)
+    pool.subscribe(heard.append)
+    pool.reload_settings()  # the servers' watchers and the pool's own change are told
+    assert heard and all(h is pool for h in heard) and pool.error is None
+    pool.close()
+    told = [str(r.exc_info[1]) for r in errors(caplog) if r.exc_info]
+    assert len(told) == len(heard) and set(told) == {"broken display"}
+    caplog.clear()
+
+    unwatch_list = watch_server_list(broken)
+    unwatch_flight = watch_in_flight(broken)
+    try:
+        announce_servers(env.load())  # does not raise
+        with track_in_flight("http://203.0.113.9:8000"):  # nor does a generation's start/end
+            pass
+    finally:
+        unwatch_list()
+        unwatch_flight()
+    said = [str(r.exc_info[1]) for r in errors(caplog) if r.exc_info]
+    assert said == ["broken display"] * 3  # the list once, the start and the end
+    assert all(r.name == "pixery_widgets.core.observers" for r in errors(caplog))
+
+
 # -- spawn --------------------------------------------------------------------------------
 
 
