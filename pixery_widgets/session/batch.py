@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from ..archive import Archive
 from ..archive.files import thumbnail
 from ..core.config import Settings, load_settings
-from ..core.types import Generation
+from ..core.observers import Observers
+from ..core.types import Generation, caption_line
 from .batch_run import BatchRun, run_interruptible
 from .jobs import Job, JobFailure, Result
 from .progress import ProgressSnapshot
@@ -70,12 +71,14 @@ class Batch(BatchRun):
         self._settings_given = settings_given
         self._concurrency = concurrency
         self._thumbs: dict[int, bytes] = {}
-        self._observers: list[Callable[[ProgressSnapshot], None]] = []
+        self._observers: Observers[[ProgressSnapshot]] = Observers()
         self._workers: list[asyncio.Task[None]] = []
         self._keepers: set[asyncio.Task[None]] = set()
         self._running: set[int] = set()
         self._run_indices: list[int] = []
+        self._arrivals: list[int] = []
         self._started = 0.0
+        self._ended: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: asyncio.Task[Any] | None = None
         self._cancel_requested = False
@@ -223,8 +226,8 @@ class Batch(BatchRun):
                         thumb = self._thumbs[i] = thumbnail(result.png_bytes)
                     except Exception:
                         thumb = None
-                seed = f"seed {result.seed}" if result.seed is not None else "random seed"
-                caption = f"#{i + 1} {result.model} · {seed} · {result.elapsed_s:.1f} s"
+                took = f"{result.elapsed_s:.1f} s"
+                caption = f"#{i + 1} {caption_line(result.model, result.seed, took)}"
                 items.append(GridItem(thumb, caption, title=job.prompt, footer=short))
             elif isinstance(result, JobFailure):
                 items.append(

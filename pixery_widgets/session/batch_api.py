@@ -15,6 +15,7 @@ from ..archive import Archive
 from ..core import schema
 from ..core.config import Settings
 from ..core.sync import run_sync
+from ..core.tasks import spawn
 from .batch_plan import last_batch, plan_batch
 from .batch_run import run_interruptible
 
@@ -113,11 +114,11 @@ async def start_batch(
         **params,
     )
     batch._loop = asyncio.get_running_loop()
-    batch._runner = batch._loop.create_task(
-        batch._execute(range(len(batch.jobs)), progress), name=f"pixery-batch-{batch.id}"
+    batch._runner = spawn(
+        batch._execute(range(len(batch.jobs)), progress),
+        _background,
+        name=f"pixery-batch-{batch.id}",
     )
-    _background.add(batch._runner)
-    batch._runner.add_done_callback(_background.discard)
     return batch
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +30,9 @@ from ..archive import Archive
 from ..archive.files import thumbnail
 from ..core.config import Settings
 from ..core.errors import ArchiveError, InvalidRequestError, PixeryError, RateLimitError
+from ..core.observers import Observers
 from ..core.sync import run_sync
+from ..core.tasks import spawn
 from ..core.types import Generation
 from .jobs import Job, JobFailure, Result, cancelled_error, unexpected_error
 from .progress import ProgressSnapshot, make_reporter
@@ -46,6 +48,8 @@ __all__ = [
     "BatchRun",
     "run_interruptible",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Requests a batch has in flight on the self-hosted server (it draws one at a time).
 SELFHOSTED_CONCURRENCY = 1
@@ -77,12 +81,14 @@ class BatchRun:
     _settings: Settings
     _concurrency: int | Mapping[str, int] | None
     _thumbs: dict[int, bytes]
-    _observers: list[Callable[[ProgressSnapshot], None]]
+    _observers: Observers[[ProgressSnapshot]]
     _workers: list[asyncio.Task[None]]
     _keepers: set[asyncio.Task[None]]
     _running: set[int]
     _run_indices: list[int]
+    _arrivals: list[int]
     _started: float
+    _ended: float | None
     _loop: asyncio.AbstractEventLoop | None
     _cancel_requested: bool
     _active: bool
@@ -93,33 +99,34 @@ class BatchRun:
 
     def subscribe(self, observer: Callable[[ProgressSnapshot], None]) -> Callable[[], None]:
         """Call ``observer`` with a ``ProgressSnapshot`` on every change; returns an unsubscribe."""
-        self._observers.append(observer)
-        return lambda: self._observers.remove(observer) if observer in self._observers else None
+        return self._observers.add(observer)
 
     def snapshot(self) -> ProgressSnapshot:
-        """Where the current (or last) run stands."""
+        """Where the current (or last) run stands; its clock stops when the run ends."""
         indices = self._run_indices
         results = [self.results[i] for i in indices]
         gens = [r for r in results if isinstance(r, Generation)]
+        stopped = [r for r in results if isinstance(r, JobFailure)]
+        ended = self._ended if self._ended is not None else time.monotonic()
         return ProgressSnapshot(
             total=len(indices),
             done=len(gens),
-            failed=sum(isinstance(r, JobFailure) for r in results),
+            failed=sum(not r.cancelled for r in stopped),
+            cancelled=sum(r.cancelled for r in stopped),
             running=len(self._running),
-            elapsed_s=time.monotonic() - self._started if self._started else 0.0,
+            elapsed_s=ended - self._started if self._started else 0.0,
             cost_usd=sum(g.cost_usd for g in gens),
             finished=not self._active,
         )
 
+    @property
+    def arrival_order(self) -> list[int]:
+        """Indices of the current (or last) run's jobs whose image arrived, in arrival order."""
+        return list(self._arrivals)
+
     def _notify(self) -> None:
-        if not self._observers:
-            return
-        snap = self.snapshot()
-        for observer in list(self._observers):
-            try:
-                observer(snap)
-            except Exception as exc:  # a broken display must not break the batch
-                print(f"pixery: progress display failed: {exc}", file=sys.stderr)
+        if self._observers:  # a broken display is logged by Observers; the batch goes on
+            self._observers.notify(self.snapshot())
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -162,7 +169,9 @@ class BatchRun:
         self._active = True
         self._loop = asyncio.get_running_loop()
         self._run_indices = list(indices)
+        self._arrivals = []
         self._started = time.monotonic()
+        self._ended = None
         rearchive = {
             i: r.generation
             for i in indices
@@ -223,6 +232,8 @@ class BatchRun:
         self._finish_run()
 
     def _finish_run(self) -> None:
+        if self._active:
+            self._ended = time.monotonic()
         was_active, self._active = self._active, False
         self._cancel_requested = False
         self._running.clear()
@@ -301,14 +312,10 @@ class BatchRun:
             self._notify()
 
     def _keep_later(self, index: int, generation: Generation) -> None:
-        task = asyncio.get_running_loop().create_task(self._keep(index, generation))
-        self._keepers.add(task)
-        task.add_done_callback(self._keeper_done)
-
-    def _keeper_done(self, task: asyncio.Task[None]) -> None:
-        self._keepers.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: an interrupt that ended it is handled by _wind_down
+        """Archive an arrived image in the background (an interrupt that ends the task is
+        handled by ``_wind_down``); the job counts as arrived from now on."""
+        self._arrivals.append(index)
+        spawn(self._keep(index, generation), self._keepers, name=f"pixery-keep-{self.id}")
 
     async def _keep(self, index: int, generation: Generation) -> None:
         """Archive an arrived image (off the event loop) and keep its thumbnail for the grid.
@@ -351,10 +358,11 @@ def run_interruptible(batch: Batch, coro: Any) -> Batch:
             run_sync(batch._wind_down())
         kept = len(batch.generations)
         where = f" (archived in {batch.archive.root})" if batch.archive is not None else ""
-        print(
-            f"\nInterrupted: {kept} of {len(batch)} images kept{where}; "
-            "px.last_batch().retry_failed() resumes the rest.",
-            file=sys.stderr,
+        log.warning(
+            "Interrupted: %d of %d images kept%s; px.last_batch().retry_failed() resumes the rest.",
+            kept,
+            len(batch),
+            where,
         )
         raise
     return batch

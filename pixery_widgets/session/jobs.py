@@ -12,9 +12,9 @@ from typing import Any
 
 from ..core.config import Settings
 from ..core.errors import PixeryError
-from ..core.types import Generation
+from ..core.types import Generation, caption_line
 
-__all__ = ["Job", "JobFailure", "Result", "cancelled_error", "unexpected_error"]
+__all__ = ["CANCELLED", "Job", "JobFailure", "Result", "cancelled_error", "unexpected_error"]
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,8 @@ class Job:
     coords: tuple[int, ...] = ()
 
     def label(self) -> str:
-        seed = f"seed {self.seed}" if self.seed is not None else "random seed"
-        own = "".join(
-            f" · {k}={v:g}" if isinstance(v, float) else f" · {k}={v}" for k, v in self.overrides
-        )
-        return f"#{self.index + 1} {self.model} · {seed}{own}"
+        own = (f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.overrides)
+        return f"#{self.index + 1} {caption_line(self.model, self.seed, *own)}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +55,11 @@ class JobFailure:
         """A few words: "cancelled", "connection refused", "timed out", ..."""
         return self.error.reason or self.error.message
 
+    @property
+    def cancelled(self) -> bool:
+        """Stopped by a cancel or an interrupt, not failed (``retry_failed()`` resumes it)."""
+        return self.reason == CANCELLED
+
     def __repr__(self) -> str:
         return f"JobFailure({self.job.label()!r}, reason={self.reason!r}, error={self.error.message!r})"
 
@@ -66,10 +68,14 @@ class JobFailure:
 Result = Generation | JobFailure | None
 
 
+#: The reason of a job that a cancel (or an interrupt) stopped.
+CANCELLED = "cancelled"
+
+
 def cancelled_error() -> PixeryError:
     """What a job that a cancel or an interrupt stopped fails with (``retry_failed()`` resumes it)."""
     return PixeryError(
-        "Cancelled before it finished; retry_failed() runs it again.", reason="cancelled"
+        "Cancelled before it finished; retry_failed() runs it again.", reason=CANCELLED
     )
 
 

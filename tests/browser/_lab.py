@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -533,6 +533,20 @@ class LabPage:
             "([cmd, args]) => { window.jupyterapp.commands.execute(cmd, args); }",
             [command, args or {}],
         )
+
+    @contextlib.contextmanager
+    def dark_theme(self) -> Iterator[None]:
+        """JupyterLab Dark for the block, then Light again (the theme is a setting of the
+        shared JupyterLab, so it is put back even when the block fails)."""
+        self.execute_command("apputils:change-theme", {"theme": "JupyterLab Dark"})
+        try:
+            self.page.wait_for_function(
+                "() => document.body.dataset.jpThemeLight === 'false'", timeout=15000
+            )
+            self.page.wait_for_timeout(500)
+            yield
+        finally:
+            self.execute_command("apputils:change-theme", {"theme": "JupyterLab Light"})
 
     def run_all(
         self, timeout: float = RUN_ALL_TIMEOUT, check_errors: bool = True, via_menu: bool = False
