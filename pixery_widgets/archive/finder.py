@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import InvalidRequestError, RecordNotFoundError
+from ..core.errors import ArchiveError, InvalidRequestError, RecordNotFoundError
+from .events import browser
 from .index import SELECT, Filters, Index
 from .record import ArchiveRecord, Records
 from .schema import COLUMNS
@@ -152,6 +153,13 @@ class Finder:
             f"AND {column} IS NOT NULL AND {column} != '' ORDER BY {column}"
         )
         return [str(row[0]) for row in rows]
+
+    def browse(self, **options: Any) -> Any:
+        """A gallery of this archive in a notebook (``px.Gallery(archive, **options)``)."""
+        make = browser()
+        if make is None:
+            raise ArchiveError("Browsing needs pixery_widgets imported (it wires the gallery).")
+        return make(self, **options)
 
     def _repr_html_(self) -> str:
         return self.records(limit=50)._repr_html_()

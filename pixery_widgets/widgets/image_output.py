@@ -22,6 +22,7 @@ import traitlets
 from ..core.images import thumbnail_png
 from ..core.types import Generation
 from ..session.controller import MAX_COUNT
+from .record_bar import RecordBar
 
 __all__ = ["DISPLAY_SIDE", "THUMB_SIDE", "ImageOutput"]
 
@@ -97,7 +98,9 @@ class ImageOutput(w.VBox):
         )
         self.caption = w.HTML(_muted(PLACEHOLDER))
         self.strip = _ImageStrip()
-        super().__init__([self.image, self.caption, self.strip], **kwargs)
+        #: Star the image shown, open its details (the gallery's view).
+        self.record_bar = RecordBar()
+        super().__init__([self.image, self.caption, self.record_bar, self.strip], **kwargs)
         self.add_class("pixery-output")
         self.history: list[_Shown] = []
         self.current: Generation | None = None
@@ -134,6 +137,7 @@ class ImageOutput(w.VBox):
         self.current = None
         self.image.layout.display = "none"
         self.caption.value = _error_box(title, message)
+        self.record_bar.show(None)
         self._sync_strip(-1)
 
     def show_note(self, text: str) -> None:
@@ -143,6 +147,7 @@ class ImageOutput(w.VBox):
     def _show(self, shown: _Shown) -> None:
         self.error = None
         self.current = shown.generation
+        self.record_bar.show(shown.generation)
         with self.hold_sync():
             self.image.value = shown.display_jpeg
             self.image.layout.display = "block"
@@ -182,4 +187,5 @@ class ImageOutput(w.VBox):
         self.error = None
         self.image.layout.display = "none"
         self.caption.value = _muted(PLACEHOLDER)
+        self.record_bar.show(None)
         self._sync_strip(-1)

@@ -23,6 +23,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..archive import ArchiveRecord
 from ..core.catalog import SDXL_SIZES
 from ..core.config import Settings, load_settings
 from ..core.tasks import spawn
@@ -36,6 +37,7 @@ from ..session.watcher import ServerWatcher
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown
+from .remix import remix_into, set_reference
 from .status import StatusIndicator
 
 __all__ = ["PixeryPanel"]
@@ -179,6 +181,7 @@ class PixeryPanel(w.VBox):
         #: A batch's failures (or what a cancel left), in words.
         self.progress_note = w.HTML("")
         self.image_output = ImageOutput()
+        self.image_output.record_bar.panel = self  # its details' Remix loads here
 
         def row(*parts: w.Widget) -> w.HBox:  # a Layout each: hiding one row must not hide all
             layout = w.Layout(align_items="center", flex_flow="row wrap", width="100%")
@@ -287,6 +290,15 @@ class PixeryPanel(w.VBox):
             lora_scale=self.lora_picker.lora_scale,
             count=self.count.value,
         )
+
+    def remix(self, record: ArchiveRecord) -> list[str]:
+        """Load an archived record's settings into the form, ready to change and generate;
+        returns what could not be loaded, in words (``widgets/remix.py``)."""
+        return remix_into(self, record)
+
+    def use_reference(self, image: bytes, *, name: str = "reference.png") -> None:
+        """Make ``image`` the reference image of the next generation."""
+        set_reference(self, image, name=name)
 
     # -- from the controller to the widgets -----------------------------------------------
 
