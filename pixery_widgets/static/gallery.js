@@ -233,6 +233,8 @@ function render({ model, el }) {
       focused.cell.scrollIntoView({ block: "nearest" });
     }
     asking = false;
+    lastVisible = ""; // tell Python again what is on screen (its window may have moved)
+    onScroll();
   }
 
   function columns() {

@@ -98,6 +98,8 @@ class Gallery(ActionsMixin, anywidget.AnyWidget):
         self.state = GalleryState(self.archive, page_size=page_size)
         self._thumbs: dict[str, tuple[str, str]] = {}
         self._window = (0, page_size)
+        #: Cards kept with their thumbnail beyond those on screen, above and below.
+        self._margin = max(6, page_size // 5)
         self._quiet = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._panel = panel
@@ -217,14 +219,12 @@ class Gallery(ActionsMixin, anywidget.AnyWidget):
     def _do_more(self) -> None:
         before = len(self.state.records)
         if self.state.more():
-            margin = self.state.page_size // 2
-            self._window = (max(0, before - margin), len(self.state.records))
+            self._window = (max(0, before - self._margin), len(self.state.records))
             self._sync_records()
 
     def _do_visible(self, first: int = 0, last: int = 0) -> None:
         """The front end scrolled: keep the thumbnails around ``first``..``last``."""
-        margin = self.state.page_size // 2
-        window = (max(0, int(first) - margin), int(last) + margin + 1)
+        window = (max(0, int(first) - self._margin), int(last) + self._margin + 1)
         if window != self._window:
             self._window = window
             self._sync_records()
