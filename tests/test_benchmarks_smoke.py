@@ -37,6 +37,7 @@ from benchmarks._harness import (  # noqa: E402
 
 OURS = {
     "bench_client_overhead",
+    "bench_gallery",
     "bench_kernel_stall",
     "bench_memory",
     "bench_menu_latency",
@@ -223,3 +224,24 @@ def test_sim_process_serves_with_latency_and_stops() -> None:
         assert answer.json() == {"loras": ["one"]}
         assert waited >= 0.05  # the latency is added, never skipped
     assert process.poll() is not None  # the process is gone once the block ends
+
+
+def test_the_gallery_benchmarks_archive_is_a_real_archive_the_gallery_shows(tmp_path: Path) -> None:
+    from benchmarks import bench_gallery
+    from pixery_widgets.archive import Archive
+    from pixery_widgets.core.config import Settings
+    from pixery_widgets.widgets.gallery import Gallery
+
+    bench_gallery.build(tmp_path / "archive", 2000)
+    archive = Archive(tmp_path / "archive", settings=Settings())
+    gallery = Gallery(archive, page_size=bench_gallery.PAGE)
+    assert gallery.total == 2000 and len(gallery.records) == bench_gallery.PAGE
+    assert all(card["thumb"].startswith("data:image/jpeg") for card in gallery.records)
+    assert gallery.records[0]["id"] == "bench-001999"  # newest first
+    gallery.command("search", query=bench_gallery._COMMON)
+    assert gallery.total == 200  # one prompt in ten
+    gallery.command("search", query=bench_gallery._RARE)
+    assert gallery.total == 2  # one in a thousand
+    assert archive.tags() and archive.models() == ["animagine", "gemini-flash", "noobai", "pony"]
+    gallery.close()
+    archive.close()

@@ -371,6 +371,7 @@ def test_remix_loads_the_records_settings_into_the_panel(tmp_path, sim, archive)
     panel = asyncio.run(body())
     form = panel.form_values()
     assert panel.model == "pony" and form.prompt == "a harbour at dawn"
+    assert panel._remixed_from == rec.id
     assert form.negative_prompt == "lowres" and form.size == (1024, 1024)  # the server's size
     assert form.seed == "41" and form.steps == 28 and form.cfg_scale == 5.0
     assert (form.lora, form.lora_scale) == ("pixel_art", 0.4) and form.reference == ref
@@ -486,3 +487,31 @@ def test_the_panels_image_can_be_starred_and_opens_the_gallerys_details(tmp_path
     key(details, "Escape")
     assert details not in bar.children
     panel.close()
+
+
+def test_the_next_image_after_a_remix_records_the_remixed_one_as_its_parent(
+    tmp_path, sim, monkeypatch
+):
+    monkeypatch.setenv("SELFHOSTED_API_URL", sim.url)
+
+    async def body() -> list[Any]:
+        first = await px.agenerate("a quiet harbour", model="animagine", seed=8)
+        panel = _panel(tmp_path, sim)
+        await _healthy(panel)
+        gallery = Gallery(panel=panel)
+        send(gallery, "remix", id=first.id)
+        panel.prompt.value += ", at night"  # changed, then generated
+        made = []
+        for _ in range(2):
+            panel.generate_button.click()
+            await panel.wait_idle()
+            made.append(panel.last_generation)
+        panel.close()
+        return [first, *made]
+
+    first, remixed, after = asyncio.run(body())
+    archive = px.Archive()
+    assert archive.get(remixed.id).parent_id == first.id
+    assert archive.get(remixed.id).prompt == "a quiet harbour, at night"
+    assert archive.get(after.id).parent_id is None  # only the press after the remix
+    assert [c.id for c in archive.get(first.id).children()] == [remixed.id]

@@ -27,6 +27,7 @@ EXPECTED = [
     "02-batch-prompts.ipynb",
     "03-self-hosted-server.ipynb",
     "04-cloud-providers.ipynb",
+    "05-explore.ipynb",
 ]
 #: Per cell: generous for a kernel on a slow CI box; the simulator draws in 0.05 s.
 CELL_TIMEOUT = 90
@@ -36,6 +37,7 @@ ARCHIVED = {
     "02-batch-prompts.ipynb": 6 + 3 + 2 + 2 + 3 + 1,
     "03-self-hosted-server.ipynb": 3 + 2,
     "04-cloud-providers.ipynb": 0,
+    "05-explore.ipynb": 6 + 1 + 1,  # the batch, the remixed image, the variation
 }
 
 
@@ -43,7 +45,7 @@ def _ids(paths: list[Path]) -> list[str]:
     return [p.stem for p in paths]
 
 
-def test_the_four_demo_notebooks_are_there() -> None:
+def test_the_demo_notebooks_are_there() -> None:
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 

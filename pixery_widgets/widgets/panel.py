@@ -37,7 +37,7 @@ from ..session.watcher import ServerWatcher
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown
-from .remix import remix_into, set_reference
+from .remix import remix_into, remix_parent, set_reference
 from .status import StatusIndicator
 
 __all__ = ["PixeryPanel"]
@@ -466,7 +466,8 @@ class PixeryPanel(w.VBox):
         if self.controller.running:
             self.controller.cancel()
             return
-        self.controller.start_generation(self.form_values())
+        with remix_parent(self):  # after a remix: the new images are its children
+            self.controller.start_generation(self.form_values())
 
     def _on_reference(self, change: dict[str, Any]) -> None:
         self.clear_reference.layout.display = None if change["new"] else "none"

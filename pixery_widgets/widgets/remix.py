@@ -1,7 +1,9 @@
 """Loading an archived record into a panel's form: remix, and "use as reference".
 
 ``PixeryPanel.remix(record)`` and ``.use_reference(image)`` call these, so the
-panel itself grows by two short methods. The values come from the session
+panel itself grows by two short methods. The next press of Generate after a
+remix records the remixed image as the new images' parent (``remix_parent``),
+as regenerate and vary do. The values come from the session
 layer's ``remix_values``; here they are put into the form's widgets, and what
 cannot go in (a model greyed now, a LoRA the server no longer offers, a size
 the menu lacks) is said in words.
@@ -9,17 +11,39 @@ the menu lacks) is said in words.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..archive import ArchiveRecord
+from ..archive.record import PARENT_ID
 from ..session.gallery_views import remix_values
 from .lora import NO_LORA
 
 if TYPE_CHECKING:
     from .panel import PixeryPanel
 
-__all__ = ["remix_into", "set_reference"]
+__all__ = ["remix_into", "remix_parent", "set_reference"]
+
+#: The panel attribute that holds the record its form was last remixed from.
+_PARENT = "_remixed_from"
+
+
+@contextlib.contextmanager
+def remix_parent(panel: PixeryPanel) -> Iterator[None]:
+    """Around the press of Generate after a remix: the images it makes record the remixed
+    record as their parent (the task started inside copies the context), once."""
+    parent = getattr(panel, _PARENT, None)
+    setattr(panel, _PARENT, None)
+    if parent is None:
+        yield
+        return
+    token = PARENT_ID.set(parent)
+    try:
+        yield
+    finally:
+        PARENT_ID.reset(token)
 
 
 def set_reference(panel: PixeryPanel, image: bytes | None, *, name: str = "reference.png") -> None:
@@ -85,4 +109,5 @@ def remix_into(panel: PixeryPanel, record: ArchiveRecord) -> list[str]:
             )
         if values.ip_adapter_scale is not None:
             panel.ip_adapter_scale.value = values.ip_adapter_scale
+    setattr(panel, _PARENT, record.id)  # the next Generate makes its children
     return notes
