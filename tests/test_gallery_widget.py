@@ -515,3 +515,16 @@ def test_the_next_image_after_a_remix_records_the_remixed_one_as_its_parent(
     assert archive.get(remixed.id).prompt == "a quiet harbour, at night"
     assert archive.get(after.id).parent_id is None  # only the press after the remix
     assert [c.id for c in archive.get(first.id).children()] == [remixed.id]
+
+
+def test_a_star_given_elsewhere_shows_in_an_open_gallery(archive, six):
+    gallery = Gallery(archive)
+    send(gallery, "open", id=six[4])
+    archive.star(six[4])  # the panel's star button, another gallery, a cell
+    assert gallery.records[gallery.state.index_of(six[4])]["starred"]
+    assert gallery.detail["starred"]
+    archive.tag(six[3], "from a cell")
+    assert gallery.records[gallery.state.index_of(six[3])]["tags"] == ["from a cell"]
+    gallery.close()
+    archive.star(six[3])  # closed: it no longer listens
+    assert not gallery.records[gallery.state.index_of(six[3])]["starred"]

@@ -10,14 +10,14 @@ Beside the providers, above the core: it imports only ``core``. Its rooms:
 - ``record``: ``ArchiveRecord`` and ``Records`` (a list that shows as a grid);
 - ``store``: ``Archive``, which ties them together;
 - ``registry``: one ``Archive`` per directory for the process;
-- ``events``: listeners told of each new image (a gallery shows it at once).
+- ``events``: listeners told of each new or changed image (a gallery shows it at once).
 
 Regenerating a record needs ``agenerate`` from the session layer above; that
 goes through one seam, ``use_generator``, which the session layer calls when it
 is imported; ``Archive.browse()`` opens the widgets' gallery through ``use_browser``.
 """
 
-from .events import on_saved, use_browser
+from .events import on_changed, on_saved, use_browser
 from .files import write_atomic
 from .infotext import a1111_parameters
 from .png import add_text_chunks, read_text_chunks
@@ -32,6 +32,7 @@ __all__ = [
     "a1111_parameters",
     "add_text_chunks",
     "get_archive",
+    "on_changed",
     "on_saved",
     "read_text_chunks",
     "use_browser",

@@ -41,7 +41,7 @@ from ..core.config import Settings, load_settings
 from ..core.errors import ArchiveError
 from ..core.types import Generation
 from . import upkeep
-from .events import announce_saved
+from .events import announce_changed, announce_saved
 from .files import GroupSync, as_png, reference_ext, thumbnail, write_atomic, write_thumbnail
 from .finder import Finder
 from .index import INSERT, INSERT_OR_IGNORE, Index, clean_tags, row_from_fields
@@ -323,6 +323,7 @@ class Archive(Finder):
                 conn.execute(sql, (*args, record_id))
         if found is None:
             raise self._not_found(record_id)
+        announce_changed(self.root, record_id)
         return self.get(record_id)
 
     def star(self, record: str | ArchiveRecord, *, starred: bool = True) -> ArchiveRecord:
@@ -351,6 +352,7 @@ class Archive(Finder):
                 )
         if found is None:
             raise self._not_found(record_id)
+        announce_changed(self.root, record_id)
         return self.get(record_id)
 
     def untag(self, record: str | ArchiveRecord, *tags: str) -> ArchiveRecord:

@@ -80,6 +80,9 @@ def card(record: ArchiveRecord, *, thumb: bool = True) -> dict[str, Any]:
         "thumb": url,
         "problem": problem or ("file missing" if not thumb and record.missing else ""),
         "caption": record.caption(),
+        "short": " · ".join(
+            [record.model, f"seed {record.seed}" if record.seed is not None else "random seed"]
+        ),
         "prompt": record.prompt,
         "starred": record.starred,
         "trashed": record.trashed,

@@ -187,9 +187,10 @@ function render({ model, el }) {
     const thumb = h("div", { className: "pixery-gallery-thumb" });
     const star = h("span", { className: "pixery-gallery-star", "aria-hidden": "true", text: "★" });
     const box = h("input", { type: "checkbox", className: "pixery-gallery-pick", "aria-label": "Select" });
+    const words = h("div", { className: "pixery-gallery-words" });
     const caption = h("div", { className: "pixery-gallery-caption" });
     const cell = h("div", { className: "pixery-gallery-cell", role: "gridcell", id: `pixery-${uid}-${id}` },
-      thumb, star, box, caption);
+      thumb, star, box, words, caption);
     cell.addEventListener("click", (e) => {
       if (e.target === box) return;
       if (e.shiftKey) send("select", { id, how: "range" });
@@ -198,7 +199,7 @@ function render({ model, el }) {
       scroller.focus({ preventScroll: true });
     });
     box.addEventListener("change", () => send("select", { id, how: "toggle" }));
-    return { cell, thumb, star, box, caption, src: null };
+    return { cell, thumb, star, box, words, caption, src: null };
   }
 
   function drawGrid() {
@@ -216,7 +217,8 @@ function render({ model, el }) {
         c.src = key;
       }
       c.cell.title = `${r.prompt}\n${r.caption}${r.tags.length ? `\ntags: ${r.tags.join(", ")}` : ""}`;
-      c.caption.textContent = r.caption;
+      c.words.textContent = r.prompt;
+      c.caption.textContent = r.short;
       c.star.hidden = !r.starred;
       c.box.checked = chosen.has(r.id);
       c.cell.setAttribute("aria-selected", String(chosen.has(r.id)));
@@ -363,6 +365,7 @@ function render({ model, el }) {
     const d = get("detail");
     const c = get("comparing");
     const mode = get("mode");
+    el.dataset.mode = mode; // "gallery", "details" (the panel's) or "compare"
     const active = document.activeElement;
     const hadFocus = Boolean(active) && el.contains(active);
     const typing = hadFocus && active.matches("input, textarea, select");

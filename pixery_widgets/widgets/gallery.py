@@ -25,7 +25,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ..archive import Archive, ArchiveRecord, get_archive, on_saved
+from ..archive import Archive, ArchiveRecord, get_archive, on_changed, on_saved
 from ..core.config import load_settings
 from ..core.errors import InvalidRequestError, PixeryError
 from ..session.batch import Batch
@@ -110,7 +110,8 @@ class Gallery(ActionsMixin, anywidget.AnyWidget):
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
-        self._stop_listening = on_saved(self._on_saved)
+        stops = [on_saved(self._on_saved), on_changed(self._on_changed)]
+        self._stop_listening = lambda: [stop() for stop in stops]
         if self.mode == "gallery":
             self._quietly(query=query, filters=first)
             self._run(lambda: self.state.search(query, first))
@@ -288,10 +289,15 @@ class Gallery(ActionsMixin, anywidget.AnyWidget):
             self.focus = record.id
             self.detail = detail_view(record)
 
-    def _do_open(self, id: str) -> None:
+    def _do_open(self, id: str) -> str:
         self.show(self.state.get(id))
+        return ""  # what was said about another image is not about this one
 
-    def _do_close(self) -> None:
+    def _do_close(self) -> str:
+        self._close_one()
+        return ""
+
+    def _close_one(self) -> None:
         if self.detail is not None:
             self.detail = None
         elif self.comparing is not None and self.mode != "compare":
@@ -299,9 +305,10 @@ class Gallery(ActionsMixin, anywidget.AnyWidget):
         elif self.selected:
             self.selected = []
 
-    def _do_compare(self, ids: list[str] | None = None) -> None:
+    def _do_compare(self, ids: list[str] | None = None) -> str:
         records = self.state.compared(ids or self.selected)
         self.comparing = compare_view(records)
+        return ""
 
     def _do_close_compare(self) -> None:
         self.comparing = None
@@ -316,16 +323,44 @@ class Gallery(ActionsMixin, anywidget.AnyWidget):
     # -- live: an image archived while the gallery is open -------------------------------------
 
     def _on_saved(self, root: Path, record_id: str) -> None:
-        if root != self.archive.root or self.mode != "gallery":
-            return
+        if root == self.archive.root and self.mode == "gallery":
+            self._on_loop(self._arrived, record_id)
+
+    def _on_changed(self, root: Path, record_id: str) -> None:
+        if root == self.archive.root:
+            self._on_loop(self._refreshed, record_id)
+
+    def _on_loop(self, call: Any, record_id: str) -> None:
+        """The archive speaks from the saving thread: draw on the kernel's loop."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
-                loop.call_soon_threadsafe(self._arrived, record_id)
+                loop.call_soon_threadsafe(call, record_id)
                 return
             except RuntimeError:  # closed meanwhile
                 pass
-        self._arrived(record_id)
+        call(record_id)
+
+    def _refreshed(self, record_id: str) -> None:
+        """A record changed elsewhere (a star in the panel): redraw its card and details."""
+        index = self.state.index_of(record_id)
+        opened = self.detail is not None and self.detail.get("id") == record_id
+        if index < 0 and not opened:
+            return
+        try:
+            record = self.archive.get(record_id)
+        except (KeyError, PixeryError):
+            return
+        marks = (record.starred, list(record.tags), record.trashed)
+        if index >= 0:
+            shown = self.state.records[index]
+            if (shown.starred, list(shown.tags), shown.trashed) != marks:  # not our own change
+                self.state.records[index] = record
+                self._sync_records()
+        if opened and self.detail is not None:
+            detail = self.detail
+            if (detail["starred"], detail["tags"], detail["trashed"]) != marks:
+                self.show(record)
 
     def _arrived(self, record_id: str) -> None:
         try:
