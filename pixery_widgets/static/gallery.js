@@ -249,11 +249,14 @@ function render({ model, el }) {
   }
 
   let asking = false;
-  const observer = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting) && get("has_more") && !asking) {
+  const askForMore = () => {
+    if (get("has_more") && !asking && !scroller.hidden) {
       asking = true;
       send("more");
     }
+  };
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) askForMore();
   }, { root: scroller, rootMargin: "300px" });
   observer.observe(more);
 
@@ -261,6 +264,9 @@ function render({ model, el }) {
   let frame = 0;
   function reportVisible() {
     frame = 0;
+    // A page that does not fill the box leaves the "more" line in view: no new
+    // intersection will fire, so ask here.
+    if (more.offsetTop < scroller.scrollTop + scroller.clientHeight + 300) askForMore();
     const kids = grid.children;
     if (!kids.length || scroller.hidden) return;
     const top = scroller.scrollTop;

@@ -18,6 +18,9 @@ from ._lab import LabPage
 
 pytestmark = pytest.mark.browser
 
+#: The notebook's first gallery (the panel's details view is one too, in "details" mode).
+MAIN = """document.querySelector('.pixery-gallery[data-mode="gallery"]')"""
+
 
 @pytest.fixture
 def sim() -> Iterator[SimServer]:
@@ -54,17 +57,21 @@ def test_search_open_star_compare_and_remix_into_a_panel_that_generates(
 ) -> None:
     lab.page.set_viewport_size({"width": 1400, "height": 1600})
     open_gallery(lab, sim, tmp_path / "archive")
-    gallery = lab.notebook.locator('.pixery-gallery[data-mode="gallery"]')
+    gallery = lab.notebook.locator('.pixery-gallery[data-mode="gallery"]').first
+    small = lab.notebook.locator('.pixery-gallery[data-mode="gallery"]').nth(1)
     cells = gallery.locator(".pixery-gallery-cell")
     lab.wait_visible(cells.nth(5), "six thumbnails")
     assert gallery.locator(".pixery-gallery-count").inner_text() == "6 images"
     assert cells.first.locator("img").get_attribute("src").startswith("data:image/jpeg")
     lab.screenshot("gallery-1-grid", target=gallery)
+    # Pages of two: the front end asks for more until its box is full (or all are in).
+    lab.wait_visible(small.locator(".pixery-gallery-cell").nth(5), "every page of the small one")
+    assert small.locator(".pixery-gallery-count").inner_text() == "6 images"
 
     # 1. Search: the words of the prompt, as a prefix.
     gallery.locator(".pixery-gallery-search").fill("bicyc")
     lab.page.wait_for_function(
-        "() => document.querySelectorAll('.pixery-gallery .pixery-gallery-cell').length === 2"
+        f"() => {MAIN}.querySelectorAll('.pixery-gallery-cell').length === 2"
     )
     assert gallery.locator(".pixery-gallery-count").inner_text() == "2 images"
     assert all("bicycle" in t for t in cells.evaluate_all("cs => cs.map(c => c.title)"))
@@ -82,9 +89,11 @@ def test_search_open_star_compare_and_remix_into_a_panel_that_generates(
     lab.wait_visible(cells.first, "the grid again")
     assert cells.first.locator(".pixery-gallery-star").is_visible()
     assert not cells.nth(1).locator(".pixery-gallery-star").is_visible()
-    lab.page.keyboard.press("ArrowRight")  # the cursor moves from the one just closed
-    lab.wait_visible(gallery.locator(".pixery-gallery-cell.pixery-gallery-focus").nth(0), "cursor")
-    assert "pixery-gallery-focus" in (cells.nth(1).get_attribute("class") or "")
+    lab.page.keyboard.press("ArrowRight")  # the cursor moves on from the one just closed
+    lab.page.wait_for_function(
+        f"() => {MAIN}.querySelectorAll('.pixery-gallery-cell')[1]"
+        ".classList.contains('pixery-gallery-focus')"
+    )
 
     # 3. Ctrl+click two, Compare: side by side, what differs marked.
     cells.nth(0).click(modifiers=["Control"])
@@ -125,11 +134,11 @@ def test_search_open_star_compare_and_remix_into_a_panel_that_generates(
     gallery.get_by_role("button", name="× Close").click()
     gallery.locator(".pixery-gallery-search").fill("night")
     lab.page.wait_for_function(
-        "() => document.querySelectorAll('.pixery-gallery .pixery-gallery-cell').length === 1"
+        f"() => {MAIN}.querySelectorAll('.pixery-gallery-cell').length === 1"
     )
     gallery.locator(".pixery-gallery-search").fill("")
     lab.page.wait_for_function(
-        "() => document.querySelectorAll('.pixery-gallery .pixery-gallery-cell').length === 7"
+        f"() => {MAIN}.querySelectorAll('.pixery-gallery-cell').length === 7"
     )
     assert "at night" in cells.first.get_attribute("title")
     lab.screenshot("gallery-5-grid-after", target=gallery)
