@@ -317,3 +317,35 @@ def test_compare_takes_two_to_four(archive):
         state.compared(ids[:1] * 2)
     with pytest.raises(InvalidRequestError, match="5 are selected"):
         state.compared(ids)
+
+
+def test_a_listener_of_new_images_that_fails_never_reaches_the_save(archive, caplog):
+    from pixery_widgets.archive import on_changed, on_saved
+
+    heard: list[tuple[str, str]] = []
+
+    def broken(root, record_id):
+        raise RuntimeError("a gallery with a bug")
+
+    stops = [
+        on_saved(broken),
+        on_saved(lambda root, i: heard.append(("saved", i))),
+        on_changed(broken),
+        on_changed(lambda root, i: heard.append(("changed", i))),
+    ]
+    try:
+        rec = archive.save(make_generation("still saved"))
+        archive.star(rec.id)
+    finally:
+        for stop in stops:
+            stop()
+    assert archive.get(rec.id).starred
+    assert heard == [("saved", rec.id), ("changed", rec.id)]  # the others still hear
+    failed = [r for r in caplog.records if r.name == "pixery_widgets.archive.events"]
+    assert [r.getMessage() for r in failed] == [
+        "a listener of archive saved images failed",
+        "a listener of archive changed images failed",
+    ]
+    assert all("a gallery with a bug" in str(r.exc_info[1]) for r in failed)
+    archive.save(make_generation("after"))
+    assert len(heard) == 2  # stopped
