@@ -143,18 +143,18 @@ def test_a1111_parameters_use_the_format_other_sd_tools_parse():
         }
     )
     assert text.splitlines() == [
-        "1girl, solo",
+        "1girl, solo <lora:detail_tweaker:0.8>",  # the LoRA inline, as A1111 applies it
         "Negative prompt: lowres",
-        "Steps: 28, CFG scale: 5, Seed: 7, Size: 832x1216, Model: animagine, "
-        'Lora: "detail_tweaker:0.8", Version: pixery-widgets',
+        "Steps: 28, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 832x1216, Model: animagine, "
+        f"Version: v{px.__version__}",
     ]
 
 
 def test_a_lora_at_scale_zero_is_written_as_zero_not_the_default():
     info = {"prompt": "x", "model": "animagine", "lora": "detail_tweaker", "lora_scale": 0.0}
-    assert 'Lora: "detail_tweaker:0"' in a1111_parameters(info)
+    assert a1111_parameters(info).splitlines()[0] == "x <lora:detail_tweaker:0>"
     del info["lora_scale"]  # an old record without a scale: the default
-    assert 'Lora: "detail_tweaker:0.8"' in a1111_parameters(info)
+    assert a1111_parameters(info).splitlines()[0] == "x <lora:detail_tweaker:0.8>"
 
 
 # -- saving -----------------------------------------------------------------------------------

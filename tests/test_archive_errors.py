@@ -169,3 +169,30 @@ def test_reading_a_record_whose_file_is_unreadable_is_an_archive_error(tmp_path)
     with pytest.raises(ArchiveError):
         rec.image  # noqa: B018
     assert rec.missing
+
+
+def test_a_word_search_while_another_program_holds_the_lock_finds_what_is_indexed(
+    tmp_path, monkeypatch
+):
+    from pixery_widgets.archive import finder
+
+    monkeypatch.setattr(finder, "WORDS_WAIT", 0.05)
+    arch = Archive(tmp_path / "arch", settings=Settings())
+    first = arch.save(make_generation("a lighthouse"))
+    assert [r.id for r in arch.search("lighthouse")] == [first.id]
+    other = sqlite3.connect(arch.db_path, isolation_level=None)
+    try:  # another program adds a row, then holds the write lock
+        row = other.execute("SELECT * FROM generations").fetchone()
+        names = [d[0] for d in other.execute("SELECT * FROM generations").description]
+        values = dict(zip(names, row, strict=True), id="other-1", seq=None, prompt="lighthouse 2")
+        other.execute(
+            f"INSERT INTO generations ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            [values[n] for n in names],
+        )
+        other.execute("BEGIN IMMEDIATE")
+        assert [r.id for r in arch.search("lighthouse")] == [first.id]  # no error, no wait
+        assert arch.count("lighthouse") == 1
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert {r.id for r in arch.search("lighthouse")} == {first.id, "other-1"}

@@ -223,3 +223,38 @@ def test_regenerate_records_the_record_it_came_from(sim, tmp_path):
     assert arch.get(grandchild.id).parent.id == child.id
     plain = asyncio.run(px.agenerate("after", model="pony", seed=5, settings=settings))
     assert arch.get(plain.id).parent_id is None  # the lineage ends with the regenerate call
+
+
+def test_a_common_word_or_tag_finds_the_same_page_walking_in_order(archive, monkeypatch):
+    """Above COMMON_MATCHES the query walks the rows newest first instead of sorting the
+    matches: the same records in the same order, whichever way."""
+    from pixery_widgets.archive import finder
+
+    for n in range(12):
+        archive.save(make_generation(f"fox {'lighthouse' if n % 3 else 'castle'} {n}", n),
+                     tags=["keep"] * (n % 2) + ["all"], batch_id=f"b{n % 2}")  # fmt: skip
+    queries = [
+        dict(text="lightho"), dict(text="fox", tag="keep"), dict(tag="all", batch="b0"),
+        dict(text="lighthouse", limit=2, offset=3), dict(text="castle", tag=["keep", "all"]),
+    ]  # fmt: skip
+    sorted_way = [ids(archive.search(**q)) for q in queries]
+    monkeypatch.setattr(finder, "COMMON_MATCHES", 1)
+    assert [ids(archive.search(**q)) for q in queries] == sorted_way
+    assert [len(p) for p in sorted_way] == [8, 6, 6, 2, 2]
+
+
+def test_the_word_index_stays_whole_when_rows_go_before_or_after_it_caught_up(archive, monkeypatch):
+    monkeypatch.setattr(Archive, "_words_later", lambda self: None)  # no background catch-up
+    early = archive.save(make_generation("lighthouse early"))
+    archive.search("lighthouse")  # indexed now
+    late = [archive.save(make_generation(f"lighthouse late {n}")) for n in range(3)]
+    for rec in (early, late[0]):  # one indexed, one not yet
+        rec.trash()
+    archive.empty_trash()
+    again = archive.save(make_generation("lighthouse again"))  # its seq is never a reused one
+    assert {r.id for r in archive.search("lighthouse")} == {late[1].id, late[2].id, again.id}
+    assert archive.search("early") == [] and archive.count("late") == 2
+    with archive._index.write() as conn:  # FTS5 raises if the index disagrees with the rows
+        conn.execute(
+            "INSERT INTO generations_fts (generations_fts, rank) VALUES ('integrity-check', 1)"
+        )

@@ -112,7 +112,7 @@ def test_migrating_twice_or_after_the_old_release_wrote_again_is_harmless(old_ro
         values = dict(zip(names, row, strict=True))
         values.update(id="20990101-000000-0ld0ld00", prompt="written by the old release",
                       tags=",old tag,keep,", path="images/x/none.png")  # fmt: skip
-        v1 = [c for c in names if c not in ("starred", "trashed_at", "parent_id")]
+        v1 = [c for c in names if c not in ("seq", "starred", "trashed_at", "parent_id")]
         conn.execute(
             f"INSERT INTO generations ({', '.join(v1)}) VALUES ({', '.join('?' * len(v1))})",
             [values[c] for c in v1],

@@ -5,9 +5,13 @@ Beside the providers, above the core: it imports only ``core``. Its rooms:
 - ``png``: text chunks spliced into the received PNG bytes;
 - ``infotext``: the AUTOMATIC1111 ``parameters`` text other tools read;
 - ``metadata``: the JSON each PNG carries, and the typed values of its row;
-- ``index``: the SQLite schema and the SQL that finds rows;
+- ``schema``: the SQLite tables (rows, tags, the FTS5 word index) and their migration;
+- ``index``: the connection, its errors in words, and the SQL that finds rows;
 - ``files``: atomic writes, fsync rounds, thumbnails;
 - ``record``: ``ArchiveRecord`` and ``Records`` (a list that shows as a grid);
+- ``finder``: searching and counting (the reading half of ``Archive``);
+- ``upkeep``: reindex, empty the trash, forget missing files;
+- ``leftovers``: temporary files of a process killed while saving;
 - ``store``: ``Archive``, which ties them together;
 - ``registry``: one ``Archive`` per directory for the process;
 - ``events``: listeners told of each new or changed image (a gallery shows it at once).
@@ -24,10 +28,12 @@ from .png import add_text_chunks, read_text_chunks
 from .record import ArchiveRecord, Records, use_generator
 from .registry import get_archive
 from .store import Archive
+from .upkeep import Cleanup
 
 __all__ = [
     "Archive",
     "ArchiveRecord",
+    "Cleanup",
     "Records",
     "a1111_parameters",
     "add_text_chunks",

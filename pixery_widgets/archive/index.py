@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ArchiveError, InvalidRequestError
-from .schema import COLUMNS, migrate
+from .schema import COLUMNS, WORDS_BEHIND, catch_up_words, migrate
 
 __all__ = [
     "INSERT",
     "INSERT_OR_IGNORE",
+    "ORDER",
     "SELECT",
     "Filters",
     "Index",
@@ -90,12 +91,30 @@ class Index:
             except sqlite3.Error as exc:
                 raise index_error(exc, self.path, "read the archive index") from None
 
+    def catch_up_words(self, *, wait: float | None = None) -> None:
+        """Add the rows saved since the last time to the word index (quick when none were).
+
+        ``wait``: how long to wait for another program's write lock (default
+        ``BUSY_TIMEOUT``); a search waits briefly and, if it cannot, searches the words
+        indexed so far.
+        """
+        if self.read(WORDS_BEHIND)[0][0]:
+            with self.write("add the newest images to the archive's word index", wait=wait) as c:
+                catch_up_words(c)
+
     @contextlib.contextmanager
-    def write(self, doing: str = "update the archive index") -> Iterator[sqlite3.Connection]:
-        """One transaction (``BEGIN IMMEDIATE``: the write lock up front); rolled back on error."""
+    def write(
+        self, doing: str = "update the archive index", *, wait: float | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction (``BEGIN IMMEDIATE``: the write lock up front); rolled back on error.
+
+        ``wait``: seconds to wait for the lock this once, instead of ``BUSY_TIMEOUT``.
+        """
         with self._lock:
             conn = self._conn
             try:
+                if wait is not None:
+                    conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -106,6 +125,10 @@ class Index:
                     raise
             except sqlite3.Error as exc:
                 raise index_error(exc, self.path, doing) from exc
+            finally:
+                if wait is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
 
 
 def row_from_fields(
@@ -220,6 +243,9 @@ class Filters:
     ) -> None:
         self.where: list[str] = []
         self.args: list[Any] = []
+        #: The FTS5 query of the words and the tags, if any (see ``sql``).
+        self.match: str | None = None
+        self.tags: tuple[str, ...] = ()
         if text is not None and not isinstance(text, str):
             raise InvalidRequestError(f"Search text must be text; got {type(text).__name__}.")
         if text:  # control characters (a NUL ends an FTS5 string) separate words
@@ -229,8 +255,9 @@ class Filters:
             if value is not None:
                 self._add(f"g.{column} = ?", str(value))
         if tag is not None:
-            for one in clean_tags([tag] if isinstance(tag, str) else tag):
-                self._add("EXISTS (SELECT 1 FROM tags WHERE record_id = g.id AND tag = ?)", one)
+            self.tags = clean_tags([tag] if isinstance(tag, str) else tag)
+            for one in self.tags:
+                self._add(_TAG, one)
         if since is not None:
             self._add("g.created_at >= ?", to_iso(since))
         if until is not None:
@@ -249,15 +276,27 @@ class Filters:
             return
         phrases = [_fts_phrase(w) for w in words if _has_word(w)]
         if phrases:
-            self._add(
-                "g.id IN (SELECT id FROM generations_fts WHERE generations_fts MATCH ?)",
-                " ".join(phrases),
-            )
+            self.match = " ".join(phrases)
+            self._add(_MATCH, self.match)
         for word in (w for w in words if not _has_word(w)):  # "%", "--": as typed, anywhere
             self.where.append(
                 "(g.prompt LIKE ? ESCAPE '\\' OR g.negative_prompt LIKE ? ESCAPE '\\')"
             )
             self.args += [_like(word)] * 2
 
-    def sql(self) -> str:
-        return " WHERE " + " AND ".join(self.where) if self.where else ""
+    def sql(self, *, in_order: bool = False) -> str:
+        """The ``WHERE``. Words and tags give the set of rows to fetch and sort; with
+        ``in_order`` (when they match many rows) each is a test made while walking the rows
+        newest first instead, so a page stops as soon as it is full."""
+        tests = {_MATCH: _MATCH_TEST, _TAG: _TAG_TEST} if in_order else {}
+        where = [tests.get(w, w) for w in self.where]
+        return " WHERE " + " AND ".join(where) if where else ""
+
+
+_MATCH = "g.seq IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?)"
+_MATCH_TEST = "+" + _MATCH  # no index on seq for this term: the created_at order drives
+_TAG = "g.id IN (SELECT record_id FROM tags WHERE tag = ?)"
+_TAG_TEST = "EXISTS (SELECT 1 FROM tags WHERE record_id = g.id AND tag = ?)"
+
+#: The order of every list of records: newest first, then the later saved.
+ORDER = " ORDER BY g.created_at DESC, g.seq DESC"

@@ -6,11 +6,19 @@ IHDR, so a paid image is never re-encoded to carry its metadata.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from collections.abc import Iterator, Mapping
 
-__all__ = ["PNG_SIGNATURE", "add_text_chunks", "is_png", "read_text_chunks"]
+__all__ = [
+    "PNG_SIGNATURE",
+    "add_text_chunks",
+    "image_digest",
+    "is_png",
+    "is_whole_png",
+    "read_text_chunks",
+]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_TYPES = (b"tEXt", b"iTXt", b"zTXt")
@@ -18,6 +26,11 @@ _TEXT_TYPES = (b"tEXt", b"iTXt", b"zTXt")
 
 def is_png(data: bytes) -> bool:
     return data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+
+
+def is_whole_png(data: bytes) -> bool:
+    """A PNG that runs to its IEND chunk (a file cut off while written does not)."""
+    return is_png(data) and any(kind == b"IEND" for kind, _, _ in _png_chunks(data))
 
 
 def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
@@ -96,3 +109,13 @@ def read_text_chunks(png: bytes) -> dict[str, str]:
             continue
         out[key.decode("latin-1")] = value
     return out
+
+
+def image_digest(png: bytes) -> str:
+    """A digest of the image alone (every chunk but the text ones): equal for two copies
+    of one received image whatever text they carry."""
+    digest = hashlib.sha256()
+    for kind, start, end in _png_chunks(png):
+        if kind not in _TEXT_TYPES:
+            digest.update(png[start:end])
+    return digest.hexdigest()

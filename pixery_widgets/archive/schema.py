@@ -1,12 +1,16 @@
 """The SQLite schema of the index, and its migration from every earlier release, in place.
 
-Version 1 (the first release) had one table with the tags as comma-joined text.
-Version 2 adds star, trash and lineage columns, a table of tags (one row per
-tag, stored as typed) and an FTS5 word index over the prompts, kept in step by
-a trigger, so an older release still writing to the same folder keeps it
-right. ``migrate`` runs on every open, in one transaction, and does only what
-is missing: it is safe to run twice, and after an older release reset the
-version number.
+Version 1 (the first release) had one table keyed by the text id, with the
+tags as comma-joined text. Version 2 gives each row a stable integer key
+(``seq``, which VACUUM never renumbers) for an FTS5 word index over the
+prompts (external content; rows are added to it in batches after they are
+saved, whoever saved them, an older release too), adds star, trash and
+lineage columns, and keeps tags in their own table, one row per tag as typed.
+The ``tags`` column stays, empty, for an older release to write into; what it
+writes there is moved on the next open.
+
+``migrate`` runs on every open, in one transaction, and does only what is
+missing: safe to run twice, and after an older release reset the version.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "migrate"]
+__all__ = ["COLUMNS", "SCHEMA_VERSION", "WORDS_BEHIND", "catch_up_words", "migrate"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,9 @@ COLUMNS = (
 )
 
 _TABLE = """
-CREATE TABLE IF NOT EXISTS generations (
-    id TEXT PRIMARY KEY,
+CREATE TABLE {name} (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     prompt TEXT NOT NULL,
     negative_prompt TEXT,
@@ -71,37 +76,47 @@ CREATE TABLE IF NOT EXISTS generations (
     params_json TEXT NOT NULL,
     starred INTEGER NOT NULL DEFAULT 0,
     trashed_at TEXT,
-    parent_id TEXT
+    parent_id TEXT,
+    tags TEXT NOT NULL DEFAULT ''
 )"""
-
-#: Columns added since version 1 (``ALTER TABLE`` when missing).
-_ADDED = {
-    "starred": "INTEGER NOT NULL DEFAULT 0",
-    "trashed_at": "TEXT",
-    "parent_id": "TEXT",
-}
 
 _EXTRAS = (
     # Tags in their own table: any text a user types (commas, quotes, emoji) as typed;
     # the rowid keeps the order they were added in.
     """CREATE TABLE IF NOT EXISTS tags (
         record_id TEXT NOT NULL, tag TEXT NOT NULL, UNIQUE (record_id, tag))""",
-    "CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag)",
-    # Its own copy of the words (an external-content table would hang on the table's
-    # rowid, which VACUUM may renumber: this one is keyed by the record's id).
+    "CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag, record_id)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS generations_fts USING fts5 (
-        id UNINDEXED, prompt, negative_prompt, tokenize = 'unicode61 remove_diacritics 2')""",
-    """CREATE TRIGGER IF NOT EXISTS generations_fts_insert AFTER INSERT ON generations BEGIN
-        INSERT INTO generations_fts (id, prompt, negative_prompt)
-        VALUES (new.id, new.prompt, coalesce(new.negative_prompt, ''));
+        prompt, negative_prompt, content = 'generations', content_rowid = 'seq',
+        tokenize = 'unicode61 remove_diacritics 2')""",
+    # The rows up to this seq are in the word index; later ones are added in batches
+    # (``catch_up_words``), off the save's path: one FTS5 write per image costs more
+    # than the rest of the row. AUTOINCREMENT: a seq is never used twice.
+    "CREATE TABLE IF NOT EXISTS words_mark (seq INTEGER NOT NULL)",
+    "INSERT INTO words_mark (seq) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM words_mark)",
+    """CREATE TRIGGER IF NOT EXISTS generations_fts_delete AFTER DELETE ON generations
+    WHEN old.seq <= (SELECT seq FROM words_mark) BEGIN
+        INSERT INTO generations_fts (generations_fts, rowid, prompt, negative_prompt)
+        VALUES ('delete', old.seq, old.prompt, old.negative_prompt);
     END""",
+    """CREATE TRIGGER IF NOT EXISTS generations_fts_update
+    AFTER UPDATE OF prompt, negative_prompt ON generations
+    WHEN old.seq <= (SELECT seq FROM words_mark) BEGIN
+        INSERT INTO generations_fts (generations_fts, rowid, prompt, negative_prompt)
+        VALUES ('delete', old.seq, old.prompt, old.negative_prompt);
+        INSERT INTO generations_fts (rowid, prompt, negative_prompt)
+        VALUES (new.seq, new.prompt, new.negative_prompt);
+    END""",
+    # Partial where they can be, so a plain save updates as few indexes as before.
     "CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at)",
-    "CREATE INDEX IF NOT EXISTS generations_batch_id ON generations (batch_id)",
-    "CREATE INDEX IF NOT EXISTS generations_model ON generations (model)",
-    "CREATE INDEX IF NOT EXISTS generations_lora ON generations (lora)",
-    "CREATE INDEX IF NOT EXISTS generations_parent_id ON generations (parent_id)",
-    """CREATE INDEX IF NOT EXISTS generations_shown ON generations (created_at)
+    """CREATE INDEX IF NOT EXISTS generations_batch_id ON generations (batch_id)
+        WHERE batch_id IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS generations_model ON generations (model)
         WHERE trashed_at IS NULL""",
+    """CREATE INDEX IF NOT EXISTS generations_lora ON generations (lora)
+        WHERE lora IS NOT NULL AND trashed_at IS NULL""",
+    """CREATE INDEX IF NOT EXISTS generations_parent_id ON generations (parent_id)
+        WHERE parent_id IS NOT NULL""",
     """CREATE INDEX IF NOT EXISTS generations_starred ON generations (created_at)
         WHERE starred = 1""",
     """CREATE INDEX IF NOT EXISTS generations_trashed ON generations (created_at)
@@ -132,12 +147,30 @@ def _move_legacy_tags(conn: sqlite3.Connection) -> int:
     return len(rows)
 
 
-def _fill_words(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM generations_fts")
+def _layout(conn: sqlite3.Connection) -> str:
+    """``none`` (a new index), ``earlier`` (a table to rebuild: no AUTOINCREMENT seq) or
+    ``current`` (words_mark too, which the last step creates)."""
+    tables = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+    if "generations" not in tables:
+        return "none"
+    if "AUTOINCREMENT" not in str(tables["generations"]).upper():
+        return "earlier"
+    return "current" if "words_mark" in tables else "partial"
+
+
+def _rebuild(conn: sqlite3.Connection, have: set[str]) -> None:
+    """A table of an earlier layout copied into this one (oldest first, so ``seq`` follows
+    the order the images were made in); its indexes, triggers and word index go with it."""
+    conn.execute(_TABLE.format(name="generations_new"))
+    new = {row[1] for row in conn.execute("PRAGMA table_info(generations_new)")}
+    shared = ", ".join(c for c in (*COLUMNS, "tags") if c in have and c in new)
     conn.execute(
-        "INSERT INTO generations_fts (id, prompt, negative_prompt) "
-        "SELECT id, prompt, coalesce(negative_prompt, '') FROM generations"
+        f"INSERT INTO generations_new ({shared}) SELECT {shared} FROM generations "
+        "ORDER BY created_at, id"
     )
+    conn.execute("DROP TABLE IF EXISTS generations_fts")
+    conn.execute("DROP TABLE generations")
+    conn.execute("ALTER TABLE generations_new RENAME TO generations")
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -148,23 +181,48 @@ def migrate(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version < SCHEMA_VERSION:
-            conn.execute(_TABLE)
-            have = _columns(conn)
-            for name, kind in _ADDED.items():
-                if name not in have:
-                    conn.execute(f"ALTER TABLE generations ADD COLUMN {name} {kind}")
+        layout = _layout(conn)
+        if version > SCHEMA_VERSION:
+            log.warning("archive index is version %s, newer than this release's", version)
+        elif version < SCHEMA_VERSION or layout != "current":
+            if layout == "none":
+                conn.execute(_TABLE.format(name="generations"))
+            elif layout == "earlier":
+                _rebuild(conn, _columns(conn))
             for statement in _EXTRAS:
                 conn.execute(statement)
-            moved = _move_legacy_tags(conn) if "tags" in have else 0
+            moved = _move_legacy_tags(conn)
             _fill_words(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             if version:
                 log.info("archive index migrated from version %s (%s tagged rows)", version, moved)
-        elif version > SCHEMA_VERSION:
-            log.warning("archive index is version %s, newer than this release's", version)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _fill_words(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO generations_fts (generations_fts) VALUES ('rebuild')")
+    conn.execute("UPDATE words_mark SET seq = (SELECT coalesce(max(seq), 0) FROM generations)")
+
+
+#: Whether rows were added after the word index was last brought up to date.
+WORDS_BEHIND = (
+    "SELECT (SELECT coalesce(max(seq), 0) FROM generations) > (SELECT seq FROM words_mark)"
+)
+
+
+def catch_up_words(conn: sqlite3.Connection) -> None:
+    """Add the rows saved since the last catch-up to the word index (in the caller's
+    write transaction): every row above the mark, whoever wrote it, an older release too."""
+    (mark,) = conn.execute("SELECT seq FROM words_mark").fetchone()
+    (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM generations").fetchone()
+    if top > mark:
+        conn.execute(
+            "INSERT INTO generations_fts (rowid, prompt, negative_prompt) "
+            "SELECT seq, prompt, negative_prompt FROM generations WHERE seq > ? ORDER BY seq",
+            (mark,),
+        )
+        conn.execute("UPDATE words_mark SET seq = ?", (top,))

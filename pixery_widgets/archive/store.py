@@ -29,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,11 +43,13 @@ from ..core.config import Settings, load_settings
 from ..core.errors import ArchiveError
 from ..core.types import Generation
 from . import upkeep
-from .events import announce_changed, announce_saved
+from .changes import Changes
+from .events import announce_saved
 from .files import GroupSync, as_png, reference_ext, thumbnail, write_atomic, write_thumbnail
 from .finder import Finder
 from .index import INSERT, INSERT_OR_IGNORE, Index, clean_tags, row_from_fields
 from .infotext import a1111_parameters
+from .leftovers import recover_leftovers
 from .metadata import fields_from_info, generation_info, new_id, slug, utcnow
 from .png import add_text_chunks
 from .record import PARENT_ID, ArchiveRecord
@@ -53,8 +57,10 @@ from .upkeep import Cleanup
 
 __all__ = ["Archive", "Cleanup"]
 
+log = logging.getLogger(__name__)
 
-class Archive(Finder):
+
+class Archive(Finder, Changes):
     """Every image this package made: on disk, indexed, searchable, regenerable.
 
     ``Archive()`` opens the configured directory (``PIXERY_ARCHIVE_DIR``, default
@@ -74,6 +80,11 @@ class Archive(Finder):
         self._scrub = settings.redact
         self._saving_lock = threading.Lock()
         self._saving: dict[int, threading.Event] = {}
+        #: Images whose file is written but whose row could not be added: a retry adds
+        #: only the row (never a second copy of the file).
+        self._unindexed: weakref.WeakKeyDictionary[Generation, tuple[Path, tuple[Any, ...]]]
+        self._unindexed = weakref.WeakKeyDictionary()
+        self._words_queued = False
         self.db_path = self.root / "index.sqlite"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -85,6 +96,16 @@ class Archive(Finder):
             ) from None
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixery-archive")
         self._durable = GroupSync(self._background)
+        # What a process killed while saving left behind, off the caller's path (listing a
+        # large archive takes a noticeable fraction of a second); ``flush()`` waits for it.
+        self._background.submit(self._recover_leftovers)
+
+    def _recover_leftovers(self) -> None:
+        try:
+            recover_leftovers(self)
+        except ArchiveError as exc:  # opening must not fail for it: reindex() tries again
+            log.warning("could not recover the leftovers in %s: %s", self.root, exc)
+        self._catch_up_words()  # what an older release or a reindex added
 
     def __repr__(self) -> str:
         return f"Archive({str(self.root)!r}, {len(self)} images)"
@@ -149,6 +170,10 @@ class Archive(Finder):
                     break
             waiter.wait()
         try:
+            with self._saving_lock:
+                written = self._unindexed.get(generation)
+            if written is not None and written[0].is_file():
+                return self._add_row(generation, *written, tags=tags, want_record=want_record)
             return self._save(
                 generation,
                 batch_id=batch_id,
@@ -200,25 +225,61 @@ class Archive(Finder):
         row = row_from_fields(
             fields_from_info(info), info["created_at"], rel_path, rel_thumb, pixery_json
         )
-        try:
-            self._insert(row, tags)
-        except (ArchiveError, sqlite3.Error) as exc:
-            raise self._error(
-                f"The image was saved to {final} but could not be added to the archive index "
-                f"({exc}); Archive().reindex() will add it.",
-                generation,
-            ) from exc
-        generation.path = final
-        generation.id = gen_id
-        # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
-        # costs more than the whole save) is made when first shown, or by a batch
-        # that needs it for its grid anyway (``athumbnail``), then kept on disk.
-        self._durable.add(final)
+        with self._saving_lock:
+            self._unindexed[generation] = (final, row)  # until the row is in
+        self._add_row(generation, final, row, tags=tags, want_record=False)
         if not want_record:
             return None
         return self._record_from_info(
             info, Path(rel_path), Path(rel_thumb), tags=tags, params_json=pixery_json
         )
+
+    def _add_row(
+        self,
+        generation: Generation,
+        final: Path,
+        row: tuple[Any, ...],
+        *,
+        tags: tuple[str, ...],
+        want_record: bool,
+    ) -> ArchiveRecord | None:
+        """Index a file just written (or written by an earlier attempt whose row failed)."""
+        try:
+            self._insert(row, tags, ignore=True)  # a reindex may have added it meanwhile
+        except (ArchiveError, sqlite3.Error) as exc:
+            raise self._error(
+                f"The image was saved to {final} but could not be added to the archive index "
+                f"({exc}); saving it again (retry_failed() in a batch) or Archive().reindex() "
+                "will add it without writing it twice.",
+                generation,
+            ) from exc
+        with self._saving_lock:
+            self._unindexed.pop(generation, None)
+        generation.path = final
+        generation.id = row[0]
+        # The fsync follows in the background. The thumbnail (decoding a 1024² PNG
+        # costs more than the whole save) is made when first shown, or by a batch
+        # that needs it for its grid anyway (``athumbnail``), then kept on disk.
+        self._durable.add(final)
+        self._words_later()
+        return self.get(row[0]) if want_record else None
+
+    def _words_later(self) -> None:
+        """Index the words of the images just saved on the background thread, in one
+        batch for all that arrived meanwhile (a search does it at once if sooner)."""
+        with self._saving_lock:
+            if self._words_queued:
+                return
+            self._words_queued = True
+        self._background.submit(self._catch_up_words)
+
+    def _catch_up_words(self) -> None:
+        with self._saving_lock:
+            self._words_queued = False
+        try:
+            self._index.catch_up_words()
+        except ArchiveError as exc:  # the next search, or the next save, tries again
+            log.warning("could not index the newest images' words: %s", exc)
 
     async def athumbnail(self, record: ArchiveRecord, png: bytes) -> bytes:
         """The record's thumbnail, made off the event loop and kept beside the image."""
@@ -285,7 +346,7 @@ class Archive(Finder):
         it is there."""
         with self._index.write("add the image to the archive index") as conn:
             added = conn.execute(INSERT_OR_IGNORE if ignore else INSERT, row).rowcount > 0
-            if added and tags:
+            if tags:
                 conn.executemany(
                     "INSERT OR IGNORE INTO tags (record_id, tag) VALUES (?, ?)",
                     [(row[0], t) for t in tags],
@@ -313,62 +374,14 @@ class Archive(Finder):
             archive=self,
         )
 
-    # -- changing records -------------------------------------------------------------------------
-
-    def _change(self, record: str | ArchiveRecord, sql: str, args: Sequence[Any]) -> ArchiveRecord:
-        record_id = record.id if isinstance(record, ArchiveRecord) else str(record)
-        with self._index.write("change the record in the archive index") as conn:
-            found = conn.execute("SELECT 1 FROM generations WHERE id = ?", (record_id,)).fetchone()
-            if found is not None and sql:
-                conn.execute(sql, (*args, record_id))
-        if found is None:
-            raise self._not_found(record_id)
-        announce_changed(self.root, record_id)
-        return self.get(record_id)
-
-    def star(self, record: str | ArchiveRecord, *, starred: bool = True) -> ArchiveRecord:
-        """Star (or, with ``starred=False``, unstar) a record; returns it updated."""
-        return self._change(
-            record, "UPDATE generations SET starred = ? WHERE id = ?", (int(starred),)
-        )
-
-    def trash(self, record: str | ArchiveRecord, *, trashed: bool = True) -> ArchiveRecord:
-        """Move a record to the trash (hidden from searches, the file kept) or back out."""
-        if trashed:
-            sql = "UPDATE generations SET trashed_at = coalesce(trashed_at, ?) WHERE id = ?"
-            return self._change(record, sql, (utcnow().isoformat(),))
-        return self._change(record, "UPDATE generations SET trashed_at = NULL WHERE id = ?", ())
-
-    def tag(self, record: str | ArchiveRecord, *tags: str) -> ArchiveRecord:
-        """Add ``tags`` (as typed; see ``clean_tags`` for what is refused); returns the record."""
-        cleaned = clean_tags(tags)
-        record_id = record.id if isinstance(record, ArchiveRecord) else str(record)
-        with self._index.write("tag the record in the archive index") as conn:
-            found = conn.execute("SELECT 1 FROM generations WHERE id = ?", (record_id,)).fetchone()
-            if found is not None:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO tags (record_id, tag) VALUES (?, ?)",
-                    [(record_id, t) for t in cleaned],
-                )
-        if found is None:
-            raise self._not_found(record_id)
-        announce_changed(self.root, record_id)
-        return self.get(record_id)
-
-    def untag(self, record: str | ArchiveRecord, *tags: str) -> ArchiveRecord:
-        """Remove ``tags`` from a record (tags it does not have are ignored)."""
-        cleaned = clean_tags(tags)
-        marks = ", ".join("?" * len(cleaned))
-        sql = f"DELETE FROM tags WHERE tag IN ({marks}) AND record_id = ?" if cleaned else ""
-        return self._change(record, sql, cleaned)
-
     def reindex(self) -> int:
         """Add every archived PNG that has no row (a crash between file and row); the count.
 
         The row is rebuilt from the JSON chunk the PNG carries (PNGs without one are
-        skipped), and the word index is brought in step with the rows.
+        skipped), and the word index is brought in step with the rows. Leftovers of a
+        process killed while saving are recovered first (see ``leftovers``).
         """
-        return upkeep.reindex(self)
+        return recover_leftovers(self).indexed + upkeep.reindex(self)
 
     def empty_trash(self) -> Cleanup:
         """Delete the trashed images (files, thumbnails, rows, tags); says how much was freed."""

@@ -15,19 +15,19 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ArchiveError
 from .index import INSERT_OR_IGNORE, row_from_fields
 from .metadata import fields_from_info
-from .png import read_text_chunks
+from .png import image_digest, read_text_chunks
 
 if TYPE_CHECKING:
     import sqlite3
 
     from .store import Archive
 
-__all__ = ["Cleanup", "empty_trash", "forget_missing", "reindex"]
+__all__ = ["Cleanup", "empty_trash", "forget_missing", "index_file", "read_info", "reindex"]
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,10 @@ def _images(n: int) -> str:
 
 
 def _delete_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
-    """Rows, their tags and their words, in chunks (SQLite caps the ``?`` per statement)."""
+    """Rows and their tags (their words go by trigger), in chunks (SQLite caps the ``?``)."""
     for start in range(0, len(ids), 500):
         chunk = tuple(ids[start : start + 500])
         marks = ", ".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM generations_fts WHERE id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM tags WHERE record_id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM generations WHERE id IN ({marks})", chunk)
 
@@ -146,45 +145,110 @@ def forget_missing(archive: Archive) -> Cleanup:
     return Cleanup(n, freed, message)
 
 
-def _sync_words(archive: Archive) -> None:
-    """The word index holds exactly the rows (after rows were changed behind its back)."""
-    with archive._index.write("rebuild the archive's word index") as conn:
-        conn.execute("DELETE FROM generations_fts WHERE id NOT IN (SELECT id FROM generations)")
-        conn.execute(
-            "INSERT INTO generations_fts (id, prompt, negative_prompt) "
-            "SELECT id, prompt, coalesce(negative_prompt, '') FROM generations "
-            "WHERE id NOT IN (SELECT id FROM generations_fts)"
-        )
+def read_info(raw: bytes) -> tuple[dict[str, Any], str] | None:
+    """The JSON a pixery PNG carries (and its text), or None for any other file."""
+    text = read_text_chunks(raw).get("pixery")
+    try:
+        info = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(info, dict) or "id" not in info or "created_at" not in info:
+        return None
+    return info, text or "{}"
+
+
+def _same_save(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two JSONs of one ``Generation`` saved twice: equal but for the id and the time."""
+    drop = ("id", "created_at")
+    return {k: v for k, v in a.items() if k not in drop} == {
+        k: v for k, v in b.items() if k not in drop
+    }
+
+
+def _copy_of(archive: Archive, info: dict[str, Any], raw: bytes) -> str | None:
+    """The id of an indexed record this file is a second copy of (the first release's
+    retry wrote one under a new id), or None."""
+    rows = archive._query(
+        "SELECT id, path FROM generations WHERE model = ? AND prompt = ? AND seed IS ?",
+        (str(info.get("model") or ""), str(info.get("prompt") or ""), info.get("seed")),
+    )
+    digest = None
+    for row in rows:
+        try:
+            other = (archive.root / row["path"]).read_bytes()
+        except OSError:
+            continue
+        found = read_info(other)
+        if found is None or not _same_save(found[0], info):
+            continue
+        digest = digest or image_digest(raw)
+        if image_digest(other) == digest:
+            return str(row["id"])
+    return None
+
+
+def _set_aside(archive: Archive, path: Path) -> None:
+    """Move a duplicate out of ``images/`` (kept, never deleted: the user decides)."""
+    folder = archive.root / "duplicates"
+    folder.mkdir(exist_ok=True)
+    target = folder / path.name
+    n = 1
+    while target.exists():
+        target = folder / f"{path.stem}-{n}{path.suffix}"
+        n += 1
+    os.replace(path, target)
+    log.info("reindex: %s is a copy of an archived image; moved to %s", path, target)
+
+
+def index_file(archive: Archive, png_path: Path, known: dict[str, str]) -> bool:
+    """Index one PNG of ``images/`` unless its image is indexed already; True if added.
+
+    ``known`` maps the indexed ids to their paths (updated here). A copy of an
+    indexed image (the same id in its ``pixery`` chunk, whatever the file is
+    called, or the same image saved twice) is moved to ``duplicates/``.
+    """
+    rel_path = str(png_path.relative_to(archive.root))
+    raw = png_path.read_bytes()
+    found = read_info(raw)
+    if found is None:
+        return False
+    info, text = found
+    gen_id = str(info["id"])
+    if gen_id in known:
+        if known[gen_id] != rel_path:
+            if (archive.root / known[gen_id]).is_file():
+                _set_aside(archive, png_path)
+            else:  # its row's file was moved here by hand: follow it
+                with archive._index.write("update a moved image's path") as conn:
+                    conn.execute("UPDATE generations SET path = ? WHERE id = ?", (rel_path, gen_id))
+                known[gen_id] = rel_path
+        return False
+    if _copy_of(archive, info, raw) is not None:
+        _set_aside(archive, png_path)
+        return False
+    rel_thumb = os.path.join("thumbs", png_path.parent.name, f"{gen_id}.jpg")
+    row = row_from_fields(fields_from_info(info), info["created_at"], rel_path, rel_thumb, text)
+    with archive._index.write("add a found image to the archive index") as conn:
+        added = conn.execute(INSERT_OR_IGNORE, row).rowcount > 0
+    known[gen_id] = rel_path
+    return added
 
 
 def reindex(archive: Archive) -> int:
     """Add every archived PNG without a row, from the JSON it carries; the count added."""
-    known = {row[0] for row in archive._query("SELECT id FROM generations")}
-    added = 0
+    known = {str(r[0]): str(r[1]) for r in archive._query("SELECT id, path FROM generations")}
+    by_path = set(known.values())
     images = archive.root / "images"
+    added = 0
     try:
         paths = sorted(images.glob("*/*.png"))
     except OSError as exc:
         raise ArchiveError(f"Could not list the images in {images}: {exc}.") from None
     for png_path in paths:
-        gen_id = png_path.name.split("_", 1)[0]
-        if gen_id in known:
-            continue
+        if str(png_path.relative_to(archive.root)) in by_path:
+            continue  # indexed under this very name
         try:
-            raw = png_path.read_bytes()
-            text = read_text_chunks(raw).get("pixery")
-            info = json.loads(text) if text else None
-        except (OSError, ValueError):
-            continue
-        if not isinstance(info, dict) or "id" not in info or "created_at" not in info:
-            continue
-        rel_path = str(png_path.relative_to(archive.root))
-        rel_thumb = os.path.join("thumbs", png_path.parent.name, f"{info['id']}.jpg")
-        row = row_from_fields(
-            fields_from_info(info), info["created_at"], rel_path, rel_thumb, text or "{}"
-        )
-        with archive._index.write("add a found image to the archive index") as conn:
-            if conn.execute(INSERT_OR_IGNORE, row).rowcount > 0:
-                added += 1
-    _sync_words(archive)
+            added += index_file(archive, png_path, known)
+        except OSError as exc:  # unreadable, or vanished meanwhile: the others go on
+            log.warning("reindex skipped %s: %s", png_path, exc)
     return added
