@@ -8,6 +8,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import sqlite3
 import sys
 import time
 import types
@@ -245,3 +246,7 @@ def test_the_gallery_benchmarks_archive_is_a_real_archive_the_gallery_shows(tmp_
     assert archive.tags() and archive.models() == ["animagine", "gemini-flash", "noobai", "pony"]
     gallery.close()
     archive.close()
+    with sqlite3.connect(tmp_path / "archive" / "index.sqlite") as bare:  # the baselines run
+        assert len(bare.execute(bench_gallery.BARE_PAGE, (60,)).fetchall()) == 60
+        words = bare.execute(bench_gallery.BARE_WORDS, ('"1girl"*', 60)).fetchall()
+        assert len(words) == 60
