@@ -102,8 +102,9 @@ def _number(value: Any) -> str:
 def parameter_rows(record: ArchiveRecord) -> list[tuple[str, str]]:
     """Every parameter of the record, labelled, in reading order (empty ones left out)."""
     request = _request(record)
-    server = record.params.get("server_parameters") if isinstance(record.params, dict) else None
-    sampler = (server or {}).get("sampler") if isinstance(server, dict) else None
+    params = record.params if isinstance(record.params, dict) else {}
+    server = params.get("server_parameters")
+    sampler = params.get("sampler") or (server.get("sampler") if isinstance(server, dict) else None)
     size = f"{record.width}×{record.height}" if record.width and record.height else None
     rows: list[tuple[str, Any]] = [
         ("Prompt", record.prompt),

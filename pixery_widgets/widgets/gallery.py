@@ -116,7 +116,7 @@ class Gallery(ActionsMixin, anywidget.AnyWidget):
             self._quietly(query=query, filters=first)
             self._run(lambda: self.state.search(query, first))
             self._sync_records()
-            self._sync_menus()
+        self._sync_menus()  # the tags complete a new tag in every view
 
     # -- what code reads ------------------------------------------------------------------------
 
