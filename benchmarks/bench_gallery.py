@@ -181,7 +181,13 @@ def run(quick: bool = False) -> list[Result]:
         finally:
             bare.close()
             archive.close()
-    first_ms, base_ms = median(first) * 1000, median(first_base) * 1000
+    return _rows(rows, median(first) * 1000, median(first_base) * 1000, searches)
+
+
+def _rows(
+    rows: int, first_ms: float, base_ms: float, searches: dict[str, tuple[float, float, int]]
+) -> list[Result]:
+    """The table's rows from the medians (ms) and each word's matches."""
     scale = f"{rows:,} images"
     out = [
         Result.bound(
