@@ -22,8 +22,10 @@ chromium:
 	else echo "The browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; fi
 
 ## The demo: the simulator on :$(PORT) and JupyterLab on the quick-start notebook.
+## `make demo SERVERS=3`: three simulators, on :$(PORT) and the next two ports.
+SERVERS ?= 1
 demo: deps
-	@$(PY) -m pixery_widgets.demo --port $(PORT) --lab-port $(LAB_PORT)
+	@$(PY) -m pixery_widgets.demo --port $(PORT) --servers $(SERVERS) --lab-port $(LAB_PORT)
 
 ## The whole test suite, browser tests included.
 test: deps chromium

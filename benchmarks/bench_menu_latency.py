@@ -6,7 +6,7 @@ then ``/models`` and ``/loras`` concurrently). Baseline: the three requests one
 after another, then the same menu rule. Target: ≤ 0.7 × baseline.
 
 Where the 100 ms sits matters. The real server handles one request at a time,
-but a health or menu answer takes it well under 100 ms (CONTRACT.md); the
+but a health or menu answer takes it well under 100 ms (docs/backends.md); the
 100 ms a notebook feels is the network's round trip to a rented GPU, which
 concurrent requests share. So the judged row puts the delay outside the
 server's lock. A second row, for information, puts it inside the lock (slow

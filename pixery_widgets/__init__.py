@@ -44,12 +44,15 @@ from .core.types import (
     SelfHostedStatus,
     ServerState,
 )
+from .providers.selfhosted import HEALTH_TIMEOUT
+from .providers.servers import acheck_servers
 from .providers.status import acheck_selfhosted
 from .session.batch import Batch, JobFailure, arun_batch, last_batch, run_batch, start_batch
 from .session.generate import agenerate, generate
 from .session.ledger import LEDGER as session_ledger
 from .session.menu import MenuEntry, model_menu
 from .session.progress import use_notebook_reporter
+from .session.sweep import prompt_sr
 
 #: The widgets load ipywidgets and anywidget: imported on first use, so that
 #: ``import pixery_widgets`` stays quick for scripts and batch jobs.
@@ -105,9 +108,18 @@ def _gallery(archive: Archive, **options: object) -> object:
 use_browser(_gallery)
 
 
-def check_selfhosted() -> SelfHostedStatus:
+def check_selfhosted(
+    settings: Settings | None = None, *, timeout: float = HEALTH_TIMEOUT
+) -> SelfHostedStatus:
     """Sync twin of ``acheck_selfhosted``."""
-    return run_sync(acheck_selfhosted())
+    return run_sync(acheck_selfhosted(settings, timeout=timeout))
+
+
+def check_servers(
+    settings: Settings | None = None, *, timeout: float = HEALTH_TIMEOUT
+) -> tuple[SelfHostedStatus, ...]:
+    """Sync twin of ``acheck_servers``: one status per server in SELFHOSTED_API_URL."""
+    return run_sync(acheck_servers(settings, timeout=timeout))
 
 
 __version__ = "0.1.0"
@@ -155,14 +167,17 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "acheck_selfhosted",
+    "acheck_servers",
     "agenerate",
     "arun_batch",
     "check_selfhosted",
+    "check_servers",
     "compare",
     "generate",
     "last_batch",
     "load_settings",
     "model_menu",
+    "prompt_sr",
     "resolve_model",
     "run_batch",
     "session_ledger",

@@ -1,8 +1,9 @@
 """``python -m pixery_widgets.demo``: the simulator plus JupyterLab on the quick-start notebook.
 
-The simulator runs as a child process; JupyterLab inherits SELFHOSTED_API_URL
-pointing at it, so the panel finds a healthy "GPU server" without one. Both
-stop together when JupyterLab does (Ctrl-C).
+The simulator runs in this process, on background threads (``--servers N`` runs N
+of them on consecutive ports, like a small farm of GPU boxes). JupyterLab inherits
+SELFHOSTED_API_URL pointing at it (the URLs joined with commas), so the panel finds
+a healthy "GPU server" without one. Both stop together when JupyterLab does (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,91 +11,79 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from .sim import SimConfig, SimPool
+from .sim._pool import interrupt_event
 
 NOTEBOOK = Path("notebooks") / "01-quickstart.ipynb"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+def start_simulators(servers: int, port: int, gen_seconds: float) -> SimPool:
+    """Serve on ``port`` and the next ones; on free ports instead when one is taken."""
+    config = SimConfig(gen_seconds=gen_seconds)
+    try:
+        return SimPool(servers, config, port=port).start()
+    except OSError:
+        pool = SimPool(servers, config).start()
+        taken = f"Port {port}" if servers == 1 else f"One of ports {port}-{port + servers - 1}"
+        print(f"{taken} is taken; the simulator uses {', '.join(pool.urls)} instead.")
+        return pool
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def announce(pool: SimPool) -> None:
+    for url in pool.urls:
+        print(f"Simulated SDXL server: {url}")
+    print(f"SELFHOSTED_API_URL={pool.selfhosted_api_url}  (for the notebooks)", flush=True)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"The simulator exited early (code {proc.returncode}).")
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(url + "/health", timeout=1) as resp,
-        ):
-            if resp.status == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"The simulator did not answer at {url} within {timeout:.0f} s.")
+def run_lab(url: str, lab_port: int) -> int:
+    """JupyterLab on the quick-start notebook until it exits (or Ctrl-C)."""
+    env = {**os.environ, "SELFHOSTED_API_URL": url}
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        str(NOTEBOOK),
+        f"--ServerApp.port={lab_port}",
+        "--ServerApp.ip=127.0.0.1",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    with contextlib.suppress(KeyboardInterrupt):
+        return subprocess.call(cmd, env=env)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000, help="simulator port (default 8000)")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="simulated servers, on consecutive ports from --port (default 1)",
+    )
     parser.add_argument("--lab-port", type=int, default=8888, help="JupyterLab port")
     parser.add_argument("--gen-seconds", type=float, default=1.5, help="simulated drawing time")
     parser.add_argument("--no-lab", action="store_true", help="run only the simulator")
     args = parser.parse_args(argv)
+    if args.servers < 1:
+        parser.error("--servers must be at least 1")
+    simulators = (args.servers, args.port, args.gen_seconds)
 
-    port = args.port if _port_free(args.port) else _free_port()
-    if port != args.port:
-        print(f"Port {args.port} is taken; the simulator uses {port} instead.")
-    url = f"http://127.0.0.1:{port}"
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pixery_widgets.sim",
-            "--port",
-            str(port),
-            "--gen-seconds",
-            str(args.gen_seconds),
-        ],
-    )
-    try:
-        _wait_healthy(url, sim)
-        print(f"Simulated SDXL server: {url}  (SELFHOSTED_API_URL for the notebooks)")
-        if args.no_lab:
-            return sim.wait()
-        env = {**os.environ, "SELFHOSTED_API_URL": url}
-        cmd = [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            str(NOTEBOOK),
-            f"--ServerApp.port={args.lab_port}",
-            "--ServerApp.ip=127.0.0.1",
-        ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            cmd.append("--allow-root")
-        with contextlib.suppress(KeyboardInterrupt):
-            return subprocess.call(cmd, env=env)
+    if args.no_lab:  # signals caught from the start: a script may stop us once it reads the URLs
+        with interrupt_event() as interrupted, start_simulators(*simulators) as pool:
+            announce(pool)
+            pool.wait(interrupted)
         return 0
-    finally:
-        sim.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            sim.wait(timeout=5)
-        if sim.poll() is None:
-            sim.kill()
+    with start_simulators(*simulators) as pool:
+        announce(pool)
+        return run_lab(pool.selfhosted_api_url, args.lab_port)
 
 
 if __name__ == "__main__":

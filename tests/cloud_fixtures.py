@@ -1,6 +1,7 @@
-"""The cloud providers' documented answers (CONTRACT.md section 2) as builders, and the
-fixtures every cloud test uses: sentinel keys, a respx router that fails any unmocked
-request, a recording sleep, and leak checks on every request, log record and error.
+"""The cloud providers' documented answers (docs/backends.md, "Cloud providers") as
+builders, and the fixtures every cloud test uses: sentinel keys, a respx router that
+fails any unmocked request, a recording sleep, and leak checks on every request, log
+record and error.
 
 Test modules take the fixtures with ``from cloud_fixtures import *`` (``__all__`` is
 just the fixtures) and import helpers by name.

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from pixery_widgets.providers.servers import forget_servers
 from pixery_widgets.providers.status import forget_known_models
-from pixery_widgets.sim import SimConfig, SimServer
+from pixery_widgets.sim import SimConfig, SimPool, SimServer
 
 pytest_plugins = ["_secrets_plugin"]  # sentinel API keys, and a sweep for them
 
@@ -33,6 +34,24 @@ def sim_factory() -> Iterator[Callable[..., SimServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def pool_factory() -> Iterator[Callable[..., SimPool]]:
+    """Start pools of ``n`` simulators from SimConfig keyword arguments (plus
+    ``start_loaded=``); gen_seconds and switch_seconds default to 0. All stop at teardown."""
+    started: list[SimPool] = []
+
+    def start(n: int, start_loaded: tuple[str | None, ...] = (), **config: Any) -> SimPool:
+        config.setdefault("gen_seconds", 0)
+        config.setdefault("switch_seconds", 0)
+        pool = SimPool(n, SimConfig(**config), start_loaded=start_loaded).start()
+        started.append(pool)
+        return pool
+
+    yield start
+    for pool in started:
+        pool.stop()
 
 
 @pytest.fixture
@@ -93,7 +112,9 @@ def _archive_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_session_memory() -> Iterator[None]:
-    """Each test starts without the session's memory of server model lists."""
+    """Each test starts without the session's memory of server model lists and statuses."""
     forget_known_models()
+    forget_servers()
     yield
     forget_known_models()
+    forget_servers()

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from pixery_widgets.archive import Archive, schema
+from pixery_widgets.core import schema as request_schema
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import ArchiveError
-from tests.test_archive import make_generation
+from pixery_widgets.session.validation import build_request
+from tests.test_archive import make_generation, run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "archive-v1"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
@@ -52,6 +54,15 @@ def regenerate_kwargs(record) -> dict:
     return out
 
 
+def as_replayed(first_release_kwargs: dict) -> dict:
+    """The first release's replay as this one writes it: only what is set. The first
+    release also passed ``negative_prompt=None``, the field's default, which changes nothing
+    in the request (``test_the_first_releases_records_replay_the_same_request``)."""
+    dropped = {k for k, v in first_release_kwargs.items() if v is None}
+    assert all(request_schema.field(k).default is None for k in dropped), dropped
+    return {k: v for k, v in first_release_kwargs.items() if k not in dropped}
+
+
 def test_the_fixture_is_what_the_first_release_wrote(old_root):
     assert user_version(old_root) == 1
     assert any(text for text in legacy_tags(old_root).values())  # tags as ",a,b," text
@@ -70,7 +81,7 @@ def test_every_record_tag_search_and_regenerate_kwargs_survive(old_root):
             "reference_hash": rec.reference_hash, "path": str(rec.path.relative_to(arch.root)),
             "regenerate_kwargs": regenerate_kwargs(rec),
         }  # fmt: skip
-        assert got == want
+        assert got == {**want, "regenerate_kwargs": as_replayed(want["regenerate_kwargs"])}
         assert not rec.missing and not rec.starred and rec.trashed_at is None
         assert rec.parent_id is None
         assert rec.thumbnail_bytes()[:3] == b"\xff\xd8\xff"
@@ -86,6 +97,25 @@ def test_every_record_tag_search_and_regenerate_kwargs_survive(old_root):
     assert arch.tags() == {"keep": 2, "red  blue": 1, 'say "cheese"': 1}
     assert arch.loras() == ["detail_tweaker"] and arch.models() == ["animagine"]
     assert set(legacy_tags(old_root).values()) == {""}  # moved, not copied
+
+
+def test_the_first_releases_records_replay_the_same_request(old_root, sim):
+    settings = Settings(selfhosted_url=sim.url, archive_dir=old_root)
+    arch = Archive(old_root, settings=settings)
+    for rec, want in zip(arch.records(limit=None), EXPECTED["records"], strict=True):
+        first = dict(want["regenerate_kwargs"])
+        if "reference" in first:
+            images = arch.reference_images(rec.reference_hash)
+            assert [hashlib.sha256(r).hexdigest() for r in images] == first["reference"]
+            first["reference"] = images
+        asked = build_request(**first)  # what the first release's replay asked for
+        assert build_request(**rec.regenerate_kwargs()) == asked
+        again = run(rec.aregenerate(settings=settings))
+        assert again.request == asked and again.seed == rec.seed
+        assert arch.get(again.id).parent_id == rec.id
+    bodies = [r.json for r in sim.request_log if r.path == "/generate"]
+    assert [b["lora_name"] for b in bodies] == [None, "detail_tweaker", None]
+    assert [b["ip_adapter_scale"] for b in bodies] == [0.5, 0.7, 0.7]
 
 
 def test_the_migrated_archive_takes_new_images_stars_and_tags(old_root):

@@ -43,6 +43,8 @@ OURS = {
     "bench_memory",
     "bench_menu_latency",
     "bench_notebook_weight",
+    "bench_sweep",
+    "bench_pool",
 }
 
 
@@ -225,6 +227,26 @@ def test_sim_process_serves_with_latency_and_stops() -> None:
         assert answer.json() == {"loras": ["one"]}
         assert waited >= 0.05  # the latency is added, never skipped
     assert process.poll() is not None  # the process is gone once the block ends
+
+
+def test_pool_benchmark_counts_switches_from_what_the_servers_were_sent() -> None:
+    from benchmarks.bench_pool import _count_switches
+
+    assert _count_switches("pony", ["pony", "pony"]) == 0
+    assert _count_switches("pony", ["animagine", "animagine", "pony"]) == 2
+
+
+@pytest.mark.timeout(120)
+def test_pool_benchmark_runs_a_small_spread_and_a_death_to_the_end() -> None:
+    """Tiny sizes: every image must arrive (the benchmark raises otherwise); no speed judged."""
+    from benchmarks import bench_pool
+
+    spread = bench_pool.measure_spread(jobs=4, runs=1, servers=2)
+    assert len(spread["walls_s"]) == 1 and len(spread["floors_s"]) == 1
+    assert spread["ideal_s"] == 4 * bench_pool.GEN_SECONDS / 2
+    death = bench_pool.measure_death(jobs=6, runs=1, servers=3)
+    (only,) = death["runs"]
+    assert sum(only["per_server"]) == 6 and only["left"] <= 3
 
 
 def test_the_gallery_benchmarks_archive_is_a_real_archive_the_gallery_shows(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,10 +32,13 @@ from cloud_fixtures import (
     run,
 )
 
+import pixery_widgets as px
 from pixery_widgets import (
     AuthenticationError,
     BadResponseError,
     ConnectionFailedError,
+    GenerationRequest,
+    InvalidRequestError,
     MissingAPIKeyError,
     RateLimitError,
     RequestRejectedError,
@@ -226,9 +230,20 @@ def test_a_retry_after_longer_than_a_minute_is_reported_not_waited_for(
     assert route.call_count == 1 and sleeps.delays == []
 
 
+def unavailable(case: Case, retry_after: str = "1") -> httpx.Response:
+    """A 503 that says the request was not taken on, and when to come back."""
+    answer = case.error(503, "Overloaded, try again later.")
+    answer.headers["Retry-After"] = retry_after
+    return answer
+
+
+# A plain 5xx or a dropped connection after sending may already be billed: those are not
+# repeated (tests/test_no_double_billing.py). These four pin the repeats that are safe.
+
+
 @cases
 def test_a_5xx_is_retried_once_then_succeeds(case, mock, settings, sleeps):
-    route = first_route(mock, case, case.error(500, "Internal error."), case.ok())
+    route = first_route(mock, case, unavailable(case), case.ok())
     assert case.generate(settings).png_bytes
     assert route.call_count == 2
     assert sleeps.delays[0] == 1.0
@@ -236,9 +251,7 @@ def test_a_5xx_is_retried_once_then_succeeds(case, mock, settings, sleeps):
 
 @cases
 def test_two_5xx_in_a_row_are_a_server_error(case, mock, settings):
-    route = first_route(
-        mock, case, case.error(500, "Internal error."), case.error(502, "Bad gateway.")
-    )
+    route = first_route(mock, case, unavailable(case), case.error(502, "Bad gateway."))
     with pytest.raises(ServerError) as info:
         case.generate(settings)
     assert type(info.value) is ServerError
@@ -247,17 +260,18 @@ def test_two_5xx_in_a_row_are_a_server_error(case, mock, settings):
 
 
 @cases
-def test_a_dropped_connection_is_retried_once(case, mock, settings):
-    route = first_route(mock, case, httpx.RemoteProtocolError("peer closed connection"), case.ok())
+def test_a_refused_connection_is_retried_once(case, mock, settings):
+    refused = httpx.ConnectError("[Errno 111] Connection refused")
+    route = first_route(mock, case, refused, case.ok())
     assert case.generate(settings).png_bytes
     assert route.call_count == 2
 
 
 @cases
-def test_two_dropped_connections_are_a_connection_failure(case, mock, settings):
-    drop = httpx.RemoteProtocolError("peer closed connection")
-    route = first_route(mock, case, drop, drop)
-    with pytest.raises(ConnectionFailedError, match="dropped the connection") as info:
+def test_two_refused_connections_are_a_connection_failure(case, mock, settings):
+    refused = httpx.ConnectError("[Errno 111] Connection refused")
+    route = first_route(mock, case, refused, refused)
+    with pytest.raises(ConnectionFailedError, match="refused the connection") as info:
         case.generate(settings)
     assert info.value.provider == case.name
     assert route.call_count == 2
@@ -375,3 +389,81 @@ def test_image_mime_is_read_from_the_bytes():
     mime, data = _cloud.encode_reference(image_bytes(fmt="BMP"))
     assert mime == "image/png"
     assert base64.b64decode(data).startswith(b"\x89PNG")  # converted, not sent as BMP
+
+
+# -- keywords: refused before anything is sent ----------------------------------------------
+
+KEYWORD_MODELS = ["gemini-flash", "gpt-image", "dall-e-3", "flux-schnell", "z-image"]
+
+
+def mock_every_cloud_route(router) -> list[Any]:
+    """A route for every cloud endpoint (any model), so a request that slipped through
+    would be recorded rather than refused by the router."""
+    return [
+        router.post(url__startswith="https://generativelanguage.googleapis.com/"),
+        router.post(OPENAI_URL),
+        router.route(url__startswith="https://queue.fal.run/"),
+    ]
+
+
+@pytest.mark.parametrize("model", KEYWORD_MODELS)
+def test_a_misspelt_keyword_is_refused_with_a_suggestion_and_nothing_is_sent(model, mock, settings):
+    routes = mock_every_cloud_route(mock)
+    with pytest.raises(InvalidRequestError, match=r"does not take 'sed'\. Did you mean 'seed'\?"):
+        run(px.agenerate("a lighthouse", model=model, sed=7, settings=settings))
+    with pytest.raises(InvalidRequestError, match=r"Did you mean 'seeds'\?"):
+        run(px.arun_batch(["a", "b"], model=model, sed=7, settings=settings, progress=False))
+    assert not any(route.called for route in routes)
+    assert mock.calls.call_count == 0
+
+
+def test_an_option_of_one_model_is_taken_by_it_and_refused_for_others(mock, settings):
+    routes = mock_every_cloud_route(mock)
+    for model, words in [
+        ("gemini-flash", "Gemini 2.5 Flash Image does not take quality; only OpenAI models do."),
+        ("gpt-image", "GPT Image 1 does not take style; only DALL·E 3 and Recraft V3 do."),
+        ("flux-schnell", "FLUX.1 schnell does not take strength; only Z-Image turbo does."),
+    ]:
+        option = words.split(" does not take ")[1].split(";")[0]
+        with pytest.raises(InvalidRequestError) as info:
+            run(px.agenerate("a", model=model, settings=settings, **{option: "x"}))
+        assert str(info.value) == words
+    assert mock.calls.call_count == 0
+    routes[1].respond(200, json=openai_image())
+    run(px.agenerate("a", model="dall-e-3", style="natural", quality="hd", settings=settings))
+    body = json.loads(routes[1].calls.last.request.content)
+    assert body["style"] == "natural" and body["quality"] == "hd"
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value", "words"),
+    [
+        ("gemini-flash", "steps", 20, "does not take steps; only your own server's models do"),
+        ("gpt-image", "cfg_scale", 4.0, "does not take cfg_scale"),
+        ("dall-e-3", "seed", 7, "only your own server's models and fal.ai models do"),
+        ("flux-schnell", "lora_scale", 0.5, "does not take lora_scale"),
+        ("gemini-pro", "ip_adapter_scale", 0.3, "does not take ip_adapter_scale"),
+    ],
+)
+def test_a_field_the_model_ignores_is_refused_not_dropped(
+    model, field, value, words, mock, settings
+):
+    mock_every_cloud_route(mock)
+    with pytest.raises(InvalidRequestError, match=words):
+        run(px.agenerate("a", model=model, settings=settings, **{field: value}))
+    assert mock.calls.call_count == 0
+    # The defaults (what a replay or the panel passes) are not "given":
+    build_request("a", model, seed=None, steps=None, ip_adapter_scale=0.7, lora_scale=0.8)
+
+
+def test_fal_options_are_the_declared_ones(mock, settings):
+    mock_every_cloud_route(mock)
+    with pytest.raises(InvalidRequestError, match=r"does not take 'num_images'.*Allowed keywords"):
+        run(px.agenerate("a", model="flux-schnell", num_images=4, settings=settings))
+    with pytest.raises(InvalidRequestError, match="does not take 'num_images'"):
+        FalProvider().validate(
+            GenerationRequest(
+                prompt="a", model="flux-schnell", provider="fal", extra={"num_images": 4}
+            )
+        )
+    assert mock.calls.call_count == 0

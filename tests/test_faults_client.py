@@ -35,6 +35,7 @@ from pixery_widgets.providers import _base, selfhosted
 from pixery_widgets.providers.selfhosted import SelfHostedClient
 from pixery_widgets.providers.status import acheck_selfhosted
 from pixery_widgets.session.menu import build_menu
+from pixery_widgets.sim._faults import decompression_bomb_png
 
 #: A generation gives up after this long here (300 s in real use).
 GENERATE_BUDGET = 1.5
@@ -122,6 +123,8 @@ def test_a_generate_fault_is_a_package_error_in_words_and_nothing_received_is_lo
     settings = settings_for(sim, tmp_path)
     root = settings.archive_dir
     before = run(px.agenerate("before the fault", seed=1, settings=settings))
+    if kind == "decompression_bomb":  # built once, before the generate's short clock starts
+        decompression_bomb_png()  # (it takes about 1.5 s on a loaded machine)
 
     sim.set_fault("/generate", kind, times=1)
     with pytest.raises(PixeryError) as info:

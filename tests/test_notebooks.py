@@ -8,16 +8,16 @@ temp dir. The notebooks assert what they show, so "no cell raised" means
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
+from kernel_helpers import kernel_env, output_texts, stderr_texts
 from nbclient import NotebookClient
 
-from pixery_widgets.core.config import KEY_ENV_NAMES
 from pixery_widgets.sim import SimServer
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -28,6 +28,8 @@ EXPECTED = [
     "03-self-hosted-server.ipynb",
     "04-cloud-providers.ipynb",
     "05-explore.ipynb",
+    "06-several-servers.ipynb",
+    "07-sweeps.ipynb",
 ]
 #: Per cell: generous for a kernel on a slow CI box; the simulator draws in 0.05 s.
 CELL_TIMEOUT = 90
@@ -38,7 +40,11 @@ ARCHIVED = {
     "03-self-hosted-server.ipynb": 3 + 2,
     "04-cloud-providers.ipynb": 0,
     "05-explore.ipynb": 6 + 1 + 1,  # the batch, the remixed image, the variation
+    "06-several-servers.ipynb": 12 + 18,
+    "07-sweeps.ipynb": 9 + 3 + 12,
 }
+#: Notebooks that start their own simulators (a pool) instead of using the test's.
+OWN_SERVERS = {"06-several-servers.ipynb"}
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -81,48 +87,8 @@ def test_python3_kernel_runs_this_venvs_python(tmp_path: Path) -> None:
     assert Path(printed).resolve() == Path(sys.executable).resolve()
 
 
-def _kernel_env(sim_url: str, archive: Path, home: Path) -> dict[str, str]:
-    """This process's environment, pointed at the simulator, without any API key."""
-    env = dict(os.environ)
-    for names in KEY_ENV_NAMES.values():
-        for name in names:
-            env.pop(name, None)
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        env.pop(name, None)
-    env.update(
-        {
-            "SELFHOSTED_API_URL": sim_url,
-            "PIXERY_ARCHIVE_DIR": str(archive),
-            "HOME": str(home),
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # quiets a debugger warning in the kernel
-        }
-    )
-    return env
-
-
-def _stderr_texts(nb: nbformat.NotebookNode) -> list[str]:
-    return [
-        f"cell {cell.get('id')}: {out.get('text', '')}"
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for out in cell.outputs
-        if out.get("output_type") == "stream" and out.get("name") == "stderr"
-    ]
-
-
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_runs_top_to_bottom_against_the_simulator(
-    path: Path, sim_factory: Callable[..., SimServer], tmp_path: Path
-) -> None:
-    sim = sim_factory(gen_seconds=0.05, switch_seconds=0.05)
+def _run(path: Path, sim: SimServer, tmp_path: Path) -> tuple[nbformat.NotebookNode, list[Path]]:
+    """Run the notebook top to bottom against ``sim``: (the executed notebook, its images)."""
     workdir = tmp_path / "work"
     workdir.mkdir()
     archive = tmp_path / "archive"
@@ -133,16 +99,75 @@ def test_notebook_runs_top_to_bottom_against_the_simulator(
         kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
     )
-    client.execute(env=_kernel_env(sim.url, archive, tmp_path))  # raises on the first failing cell
+    client.execute(env=kernel_env(sim.url, archive, tmp_path))  # raises on the first failing cell
 
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code_cells)
-    assert not _stderr_texts(nb), "the notebook printed to stderr:\n" + "\n".join(_stderr_texts(nb))
-    images = sorted(archive.glob("images/*/*.png")) if archive.exists() else []
-    assert len(images) == ARCHIVED[path.name], [p.name for p in images]
+    assert not stderr_texts(nb), "the notebook printed to stderr:\n" + "\n".join(stderr_texts(nb))
     assert not (workdir / "pixery-out").exists()  # PIXERY_ARCHIVE_DIR was honoured
+    return nb, sorted(archive.glob("images/*/*.png")) if archive.exists() else []
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_top_to_bottom_against_the_simulator(
+    path: Path, sim_factory: Callable[..., SimServer], tmp_path: Path
+) -> None:
+    sim = sim_factory(gen_seconds=0.05, switch_seconds=0.05)
+    _nb, images = _run(path, sim, tmp_path)
+    assert len(images) == ARCHIVED[path.name], [p.name for p in images]
     generated = [r for r in sim.request_log if r.path == "/generate"]
     if path.name == "04-cloud-providers.ipynb":
         assert generated == []  # it explains cloud models without drawing anything
+    elif path.name in OWN_SERVERS:
+        assert generated == []  # its own pool drew everything (the notebook checks itself)
     else:
         assert generated, "the notebook never asked the server for an image"
+
+
+#: Real servers a notebook may meet, unlike the simulator's defaults: the checkpoint
+#: most often not downloaded; and a fresh box without the default checkpoint, with
+#: nothing loaded yet, no LoRA files and no IP-Adapter.
+PARTIAL_SERVERS: dict[str, dict[str, Any]] = {
+    "without-noobai": {"missing": {"noobai"}},
+    "bare": {
+        "missing": {"animagine"},
+        "start_loaded": None,
+        "loras": [],
+        "ip_adapter_loaded": False,
+    },
+}
+#: Images each notebook leaves on those servers: 02 compares the two models there are,
+#: and 03 on the bare server draws no LoRA variants.
+ARCHIVED_ON_PARTIAL = {
+    "without-noobai": {**ARCHIVED, "02-batch-prompts.ipynb": 6 + 2 + 2 + 2 + 3 + 1},
+    "bare": {
+        **ARCHIVED,
+        "02-batch-prompts.ipynb": 6 + 2 + 2 + 2 + 3 + 1,
+        "03-self-hosted-server.ipynb": 1 + 2,
+    },
+}
+
+
+#: The notebooks that draw on the user's own server (06 starts a pool of simulators of
+#: its own, so what the user's server has downloaded does not reach it).
+ON_THE_USERS_SERVER = [p for p in NOTEBOOKS if p.name != "06-several-servers.ipynb"]
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("server", list(PARTIAL_SERVERS))
+@pytest.mark.parametrize("path", ON_THE_USERS_SERVER, ids=_ids(ON_THE_USERS_SERVER))
+def test_notebook_runs_on_a_server_without_some_checkpoints_and_says_what_it_left_out(
+    path: Path, server: str, sim_factory: Callable[..., SimServer], tmp_path: Path
+) -> None:
+    config = PARTIAL_SERVERS[server]
+    (missing,) = config["missing"]
+    sim = sim_factory(gen_seconds=0.05, switch_seconds=0.05, **config)
+    nb, images = _run(path, sim, tmp_path)
+    assert len(images) == ARCHIVED_ON_PARTIAL[server][path.name], [p.name for p in images]
+    asked = {r.json["model"] for r in sim.request_log if r.path in ("/generate", "/switch-model")}
+    assert missing not in asked  # left out, not tried and failed
+    said = [line for line in output_texts(nb).splitlines() if missing in line.lower()]
+    assert any("not downloaded" in line for line in said), said
+    if server == "bare" and path.name == "03-self-hosted-server.ipynb":
+        assert "has no LoRA files" in output_texts(nb)

@@ -4,12 +4,15 @@ generating, cancelling and pre-warming, without any widget."""
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 from pathlib import Path
 
 import pytest
 from env_helpers import Env
+from PIL import Image
 
+from pixery_widgets.core import schema
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import InvalidRequestError
 from pixery_widgets.core.types import HealthInfo, LocalModelInfo, SelfHostedStatus, ServerState
@@ -20,9 +23,19 @@ from pixery_widgets.session.controller import (
     check_count,
     parse_seed,
 )
+from pixery_widgets.session.validation import build_request
 from pixery_widgets.session.watcher import ServerWatcher
 
 URL = "http://203.0.113.7:8000"
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+PNG = _png()
 
 
 def healthy(current: str = "animagine", loras: tuple[str, ...] = ("detail",)) -> SelfHostedStatus:
@@ -175,6 +188,27 @@ def test_request_kwargs_leave_out_what_the_model_does_not_take(tmp_path):
     }
     ctrl.choose("gpt-image")
     assert ctrl.request_kwargs(form) == {"width": 832, "height": 1216}
+
+
+def test_every_model_gets_only_what_it_takes_and_its_checks_accept(tmp_path):
+    """A full form yields, for each selectable model, keywords the schema says it takes and
+    that pass its own checks: the panel can never send a keyword a back end refuses."""
+    keys = {"OPENAI_API_KEY": "o", "GEMINI_API_KEY": "g", "FAL_KEY": "f"}
+    ctrl = controller_with(healthy(), tmp_path, **keys)
+    form = FormValues(
+        prompt="a cat", negative_prompt="blurry", seed="7", steps=20, cfg_scale=4.5,
+        reference=PNG, ip_adapter_scale=0.5, lora="detail", lora_scale=0.5,
+    )  # fmt: skip
+    chosen = [e.id for e in ctrl.menu if e.enabled and ctrl.choose(e.id)]
+    assert len(chosen) >= 10
+    for model in chosen:
+        ctrl.choose(model)
+        spec = ctrl.spec()
+        kwargs = ctrl.request_kwargs(form)
+        assert {"width", "height"} <= set(kwargs)
+        assert all(schema.takes(spec, name) for name in kwargs), (model, kwargs)
+        request = build_request("a cat", model, local_models=("animagine", "pony"), **kwargs)
+        assert request.seed == (7 if spec.takes_seed else None), model
 
 
 @pytest.mark.parametrize(("text", "seed"), [("", None), ("  ", None), ("42", 42), (" 7 ", 7)])

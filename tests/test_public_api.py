@@ -20,9 +20,9 @@ PUBLIC = {
     "ModelUnavailableError", "PixeryError", "PixeryPanel", "RateLimitError",
     "RequestRejectedError", "Secret", "SelfHostedStatus", "ServerError", "ServerState",
     "ServerTimeoutError", "Settings", "StatusIndicator", "UnknownLoraError", "UnknownModelError",
-    "__version__", "acheck_selfhosted", "agenerate", "arun_batch", "check_selfhosted",
-    "compare", "generate", "last_batch", "load_settings", "model_menu", "resolve_model", "run_batch",
-    "session_ledger", "start_batch",
+    "__version__", "acheck_selfhosted", "acheck_servers", "agenerate", "arun_batch",
+    "check_selfhosted", "check_servers", "compare", "generate", "last_batch", "load_settings",
+    "model_menu", "prompt_sr", "resolve_model", "run_batch", "session_ledger", "start_batch",
 }  # fmt: skip
 
 

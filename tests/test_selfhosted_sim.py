@@ -15,6 +15,7 @@ from PIL import Image
 
 import pixery_widgets as px
 from pixery_widgets import (
+    InvalidRequestError,
     ModelUnavailableError,
     RequestRejectedError,
     ServerState,
@@ -137,6 +138,32 @@ def test_an_unknown_lora_is_refused_before_generating(sim):
     with pytest.raises(UnknownLoraError, match="Available LoRAs"):
         run(agenerate("a cat", lora="no_such_lora", settings=settings_for(sim.url)))
     assert "/generate" not in [entry.path for entry in sim.request_log]
+
+
+def test_a_misspelt_keyword_is_refused_with_a_suggestion_before_anything_is_sent(sim):
+    """``sed=7`` used to reach the server as nothing at all (the seed silently random)."""
+    settings = settings_for(sim.url)
+    lora = sim.config.loras[0]
+    with pytest.raises(
+        InvalidRequestError, match=r"animagine does not take 'sed'\. Did you mean 'seed'\?"
+    ):
+        run(agenerate("a cat", model="animagine", sed=7, lora=lora, settings=settings))
+    with pytest.raises(InvalidRequestError, match=r"Did you mean 'seed'\?"):
+        px.generate("a cat", model="animagine", sed=7, settings=settings)
+    with pytest.raises(InvalidRequestError, match=r"Did you mean 'seeds'\?"):
+        px.run_batch(["a cat", "a dog"], sed=7, settings=settings, progress=False)
+    with pytest.raises(InvalidRequestError, match=r"Did you mean 'seeds'\?"):
+        run(px.start_batch(["a cat"], sed=7, settings=settings, progress=False))
+    assert sim.request_log == []  # not even the LoRA list was asked for
+    g = run(agenerate("a cat", model="animagine", seed=7, settings=settings))
+    assert g.seed == 7 and [r.json["seed"] for r in sim.request_log] == [7]
+
+
+def test_another_back_ends_option_is_refused_naming_it(sim):
+    with pytest.raises(InvalidRequestError) as info:
+        px.generate("a cat", model="animagine", quality="hd", settings=settings_for(sim.url))
+    assert str(info.value) == "animagine does not take quality; only OpenAI models do."
+    assert sim.request_log == []
 
 
 def test_a_lora_with_a_malformed_server_url_says_what_is_wrong_with_the_url(tmp_path):

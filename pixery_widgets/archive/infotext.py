@@ -6,6 +6,11 @@ is how A1111 applies one and how "send to txt2img" restores it), then a line
 (``Steps, Sampler, Schedule type, CFG scale, Seed, Size, Model hash, Model``,
 extras, ``Version``), a value with a comma, colon or quote JSON-quoted.
 
+The keys are the request schema's (``a1111`` of each field, read from the
+field's column): A1111's own settings go in A1111's order before the model,
+every other key after it, in the schema's order, as A1111 writes its extras.
+So a field declared with an A1111 key is written with nothing added here.
+
 Only what is known is written. The self-hosted server samples with diffusers'
 Euler ancestral scheduler, A1111's ``Euler a``. Model and LoRA hashes are not
 known here and are left out, as A1111 allows.
@@ -25,12 +30,24 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from ..core import schema
 from ..core.types import DEFAULT_LORA_SCALE
 
-__all__ = ["SELFHOSTED_SAMPLER", "a1111_parameters", "lora_tag"]
+__all__ = ["A1111_KEYS", "SELFHOSTED_SAMPLER", "a1111_parameters", "lora_tag"]
 
 #: What A1111 calls the self-hosted server's sampler (diffusers' EulerAncestralDiscrete).
 SELFHOSTED_SAMPLER = "Euler a"
+
+#: Each A1111 key of the request schema → the fields written under it (Size: width, height).
+A1111_KEYS: dict[str, tuple[schema.RequestField, ...]] = {}
+for _f in schema.FIELDS:
+    if _f.a1111 is not None:
+        A1111_KEYS[_f.a1111] = (*A1111_KEYS.get(_f.a1111, ()), _f)
+
+#: Keys with a place of their own: the negative prompt's line, the LoRA's tag in the prompt.
+NEGATIVE, LORA = "Negative prompt", "Lora"
+#: A1111's settings before the model, in its order (the sampler is the server's, not asked).
+BEFORE_MODEL = ("Steps", "Sampler", "CFG scale", "Seed", "Size")
 
 
 @lru_cache(maxsize=1)
@@ -67,24 +84,33 @@ def _prompt(info: Mapping[str, Any]) -> str:
     return prompt
 
 
-def _settings(info: Mapping[str, Any]) -> list[tuple[str, object]]:
+def _written(info: Mapping[str, Any]) -> dict[str, str]:
+    """The schema's ``Key: value`` settings that ``info`` has a value for, as A1111 writes
+    them (a number with ``%g``, fields sharing a key joined as ``WxH``), in the schema's order."""
+    out: dict[str, str] = {}
+    for key, group in A1111_KEYS.items():
+        values = [info.get(str(f.column)) for f in group]
+        if key in (NEGATIVE, LORA) or not all(schema.is_set(v) for v in values):
+            continue
+        out[key] = "x".join(
+            _number(float(v)) if f.type is float else str(v)
+            for f, v in zip(group, values, strict=True)
+        )
+    return out
+
+
+def _settings(info: Mapping[str, Any], written: dict[str, str]) -> list[tuple[str, object]]:
     sampler = info.get("sampler") or (
         SELFHOSTED_SAMPLER if info.get("provider") == "selfhosted" else None
     )
+    extras = dict(written)
     fields: list[tuple[str, object]] = []
-    if info.get("steps") is not None:
-        fields.append(("Steps", info["steps"]))
-    if sampler:
-        fields.append(("Sampler", sampler))
-    if info.get("cfg_scale") is not None:
-        fields.append(("CFG scale", _number(float(info["cfg_scale"]))))
-    if info.get("seed") is not None:
-        fields.append(("Seed", info["seed"]))
-    if info.get("width") and info.get("height"):
-        fields.append(("Size", f"{info['width']}x{info['height']}"))
+    for key in BEFORE_MODEL:
+        value = sampler if key == "Sampler" else extras.pop(key, None)
+        if value:
+            fields.append((key, value))
     fields.append(("Model", info.get("model") or ""))
-    if info.get("reference_hash"):
-        fields.append(("IP-Adapter reference", info["reference_hash"]))
+    fields += extras.items()
     if info.get("provider") and info.get("provider") != "selfhosted":
         fields.append(("Provider", info["provider"]))
     fields.append(("Version", _version()))
@@ -101,6 +127,7 @@ def a1111_parameters(info: Mapping[str, Any]) -> str:
     negative = str(info.get("negative_prompt") or "").replace("\r\n", "\n").replace("\r", "\n")
     if negative:
         lines.append(f"Negative prompt: {negative}")
-    if info.get("steps") is not None:  # a settings line begins with Steps (see above)
-        lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in _settings(info)))
+    written = _written(info)
+    if "Steps" in written:  # a settings line begins with Steps (see above)
+        lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in _settings(info, written)))
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 One function builds it from a ``Generation`` (``generation_info``); one reads the
 typed column values back from it (``fields_from_info``), for a save and for a
-reindex alike.
+reindex alike. The request's part of both is the request schema's columns
+(``schema.REQUEST_COLUMNS``), so a new field is recorded with nothing written here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from ..core import schema as request_schema
 from ..core.types import Generation
+from .schema import REQUEST_COLUMNS, stored_type
 
 __all__ = ["fields_from_info", "generation_info", "new_id", "slug", "utcnow"]
 
@@ -39,6 +42,20 @@ def _effective(generation: Generation, request: Mapping[str, Any], key: str) -> 
     return value if value is not None else request.get(key)
 
 
+def _request_columns(generation: Generation, request: Mapping[str, Any]) -> dict[str, Any]:
+    """Each request column's value, as used: a field that needs another (``lora_scale``
+    needs ``lora``) is None without it. ``request`` is ``GenerationRequest.describe()``,
+    which holds each field under its column's name."""
+    out = {str(f.column): _effective(generation, request, str(f.column)) for f in REQUEST_COLUMNS}
+    for f in REQUEST_COLUMNS:
+        if f.needs is not None:
+            needed = request_schema.field(f.needs)
+            have = out[needed.column] if needed.column else request.get(needed.name)
+            if not request_schema.is_set(have):
+                out[str(f.column)] = None
+    return out
+
+
 def generation_info(
     generation: Generation,
     *,
@@ -62,19 +79,10 @@ def generation_info(
     info: dict[str, Any] = {
         "id": gen_id,
         "created_at": created_at.isoformat(),
-        "prompt": request.get("prompt") or generation.prompt,
-        "negative_prompt": _effective(generation, request, "negative_prompt"),
+        **_request_columns(generation, request),
         "model": generation.model,
         "provider": generation.provider,
-        "seed": generation.seed,
-        "width": _effective(generation, request, "width"),
-        "height": _effective(generation, request, "height"),
-        "steps": _effective(generation, request, "steps"),
-        "cfg_scale": _effective(generation, request, "cfg_scale"),
         "sampler": generation.params.get("sampler") if generation.params else None,
-        "lora": request.get("lora"),
-        "lora_scale": request.get("lora_scale") if request.get("lora") else None,
-        "reference_hash": request.get("reference_hash"),
         "elapsed_s": round(generation.elapsed_s, 3),
         "cost_usd": generation.cost_usd,
         "batch_id": batch_id,
@@ -94,22 +102,23 @@ def _num(info: Mapping[str, Any], key: str, kind: type) -> Any:
         return None
 
 
+def _column_value(f: request_schema.RequestField, info: Mapping[str, Any]) -> Any:
+    """A request column's value as the index holds it (what cannot be read is None)."""
+    kind, value = stored_type(f), info.get(str(f.column))
+    if f.default is ...:  # the prompt: never NULL
+        return str(value or "")
+    if kind is str:
+        return None if value is None else str(value)
+    return _num(info, str(f.column), kind)
+
+
 def fields_from_info(info: Mapping[str, Any]) -> dict[str, Any]:
     """The typed column values of a record, from the JSON the PNG carries."""
     return {
         "id": str(info["id"]),
-        "prompt": str(info.get("prompt") or ""),
-        "negative_prompt": info.get("negative_prompt"),
+        **{str(f.column): _column_value(f, info) for f in REQUEST_COLUMNS},
         "model": str(info.get("model") or ""),
         "provider": str(info.get("provider") or ""),
-        "seed": _num(info, "seed", int),
-        "width": _num(info, "width", int),
-        "height": _num(info, "height", int),
-        "steps": _num(info, "steps", int),
-        "cfg_scale": _num(info, "cfg_scale", float),
-        "lora": info.get("lora"),
-        "lora_scale": _num(info, "lora_scale", float),
-        "reference_hash": info.get("reference_hash"),
         "elapsed_s": _num(info, "elapsed_s", float),
         "cost_usd": _num(info, "cost_usd", float),
         "batch_id": info.get("batch_id"),

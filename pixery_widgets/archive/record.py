@@ -1,21 +1,27 @@
 """A record of one archived image: its parameters, its file, and the way to make it again.
 
 A record is a snapshot of its row: ``star()``, ``tag()``, ``trash()`` and the
-others change the archive and return the record as it is now.
+others change the archive and return the record as it is now. Its request
+attributes are the index's request columns (``schema.REQUEST_COLUMNS``), one
+each, so a field declared in the request schema is a record attribute too.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import ArchiveError, PixeryError
+from ..core import schema as request_schema
+from ..core.catalog import ModelSpec, local_model_spec, resolve_model
+from ..core.errors import ArchiveError, PixeryError, UnknownModelError
 from ..core.types import Generation
 from .files import read_image_file, thumbnail, usable_thumbnail, write_thumbnail
+from .schema import REQUEST_COLUMNS, stored_type
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -46,24 +52,35 @@ PARENT_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-@dataclass(frozen=True, repr=False)
-class ArchiveRecord:
-    """One archived generation: a row of the index, with its files."""
+def _hint(f: request_schema.RequestField) -> str:
+    name = stored_type(f).__name__
+    return name if f.default is ... else f"{name} | None"
+
+
+#: One attribute per request column, typed as the index holds it (None: no value, or a field
+#: declared after the image was saved).
+_RequestColumns = dataclasses.make_dataclass(
+    "_RequestColumns",
+    [(str(f.column), _hint(f)) for f in REQUEST_COLUMNS],
+    frozen=True,
+    repr=False,
+    kw_only=True,
+)
+
+
+@dataclass(frozen=True, repr=False, kw_only=True)
+class ArchiveRecord(_RequestColumns):  # type: ignore[misc, valid-type]
+    """One archived generation: a row of the index, with its files.
+
+    Besides these, one attribute per request column of the index (``prompt``, ``seed``,
+    ``width``, ``lora``, ``reference_hash`` and the others of ``schema.REQUEST_COLUMNS``):
+    what was used. ``params`` is the whole JSON the PNG carries.
+    """
 
     id: str
     created_at: dt.datetime
-    prompt: str
-    negative_prompt: str | None
     model: str
     provider: str
-    seed: int | None
-    width: int | None
-    height: int | None
-    steps: int | None
-    cfg_scale: float | None
-    lora: str | None
-    lora_scale: float | None
-    reference_hash: str | None
     elapsed_s: float | None
     cost_usd: float | None
     path: Path
@@ -167,28 +184,43 @@ class ArchiveRecord:
             p for p in (self.model, seed, size, f"{self.created_at:%Y-%m-%d %H:%M}") if p
         )
 
+    def _model_spec(self, model: str) -> ModelSpec:
+        """The model as the catalog knows it; a model it does not know (a server's own, or a
+        cloud model since dropped, which ``agenerate`` will refuse in words) as one that takes
+        whatever its back end takes."""
+        try:
+            return resolve_model(model)
+        except UnknownModelError:
+            return dataclasses.replace(local_model_spec(model), provider=self.provider)
+
     def regenerate_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``agenerate`` that replay this request."""
+        """The keyword arguments of ``agenerate`` that replay this request.
+
+        The request fields the model takes and the request set (``schema.applicable``,
+        with the seed used), then the provider options it takes. A value an older release
+        recorded and did not send, such as steps on a Gemini image, is not replayed: it
+        would now be refused.
+        """
         request: dict[str, Any] = dict(self.params.get("request") or {})
-        kwargs: dict[str, Any] = {
-            "prompt": request.get("prompt", self.prompt),
-            "model": request.get("model", self.model),
-            "negative_prompt": request.get("negative_prompt"),
-            "seed": self.seed if self.seed is not None else request.get("seed"),
-        }
-        for key in ("width", "height", "steps", "cfg_scale", "lora"):
-            if request.get(key) is not None:
-                kwargs[key] = request[key]
-        if request.get("lora") and request.get("lora_scale") is not None:
-            kwargs["lora_scale"] = request["lora_scale"]
-        if request.get("reference_hash"):
+        model = str(request.get("model") or self.model)
+        spec = self._model_spec(model)
+        # ``describe()`` holds each field under its column's name (a reference as its hash).
+        values = {f.name: request.get(f.column or f.name) for f in request_schema.FIELDS}
+        values["prompt"] = request.get("prompt", self.prompt)
+        if self.seed is not None:
+            values["seed"] = self.seed
+        fields = request_schema.applicable(values, spec)
+        if "reference" in fields:
             if self.archive is None:
                 raise ArchiveError("This record has no archive to read its reference image from.")
-            kwargs["reference"] = self.archive.reference_images(request["reference_hash"])
-            if request.get("ip_adapter_scale") is not None:
-                kwargs["ip_adapter_scale"] = request["ip_adapter_scale"]
-        kwargs.update(request.get("extra") or {})
-        return kwargs
+            fields["reference"] = self.archive.reference_images(str(fields["reference"]))
+        options = request.get("extra") or {}
+        return {
+            "prompt": fields.pop("prompt", self.prompt),
+            "model": model,
+            **fields,
+            **{k: v for k, v in options.items() if request_schema.takes(spec, k)},
+        }
 
     async def aregenerate(self, **overrides: Any) -> Generation:
         """Make this image again with the same parameters (and seed); a new ``Generation``.

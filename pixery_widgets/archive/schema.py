@@ -9,6 +9,15 @@ lineage columns, and keeps tags in their own table, one row per tag as typed.
 The ``tags`` column stays, empty, for an older release to write into; what it
 writes there is moved on the next open.
 
+The request's columns are not written out here: they are the request schema's
+(``core/schema.py``: each field with a ``column``, its SQL type following the
+field's type), so a field is declared once. A field declared after an index was
+made is a column that index lacks: ``migrate`` adds it (``ALTER TABLE ADD
+COLUMN``, nullable: the rows saved before have no value for it). That is no new
+``SCHEMA_VERSION``: a release that does not know the column names the columns it
+writes and reads, and goes on as before. Every other column, and the rest of the
+layout, is written out below and changes only with a version.
+
 ``migrate`` runs on every open, in one transaction, and does only what is
 missing: safe to run twice, and after an older release reset the version.
 """
@@ -18,28 +27,47 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "WORDS_BEHIND", "catch_up_words", "migrate"]
+from ..core import schema as request_schema
+from ..core.schema import RequestField
+
+__all__ = [
+    "COLUMNS",
+    "REQUEST_COLUMNS",
+    "SCHEMA_VERSION",
+    "WORDS_BEHIND",
+    "catch_up_words",
+    "migrate",
+    "stored_type",
+]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 
+#: The request fields that have a column (``core/schema.py``), in the schema's order.
+REQUEST_COLUMNS: tuple[RequestField, ...] = tuple(f for f in request_schema.FIELDS if f.column)
+
+_SQL_TYPES = {int: "INTEGER", float: "REAL", str: "TEXT"}
+
+
+def stored_type(f: RequestField) -> type:
+    """The type a request column holds: ``int`` or ``float`` as declared, text otherwise (a
+    reference is kept as its hash)."""
+    return f.type if f.type in (int, float) else str
+
+
+def _column_sql(f: RequestField) -> str:
+    required = " NOT NULL" if f.default is ... else ""  # the prompt
+    return f"{f.column} {_SQL_TYPES[stored_type(f)]}{required}"
+
+
 #: The columns this release writes, in the order of ``INSERT``.
-COLUMNS = (
+COLUMNS: tuple[str, ...] = (
     "id",
     "created_at",
-    "prompt",
-    "negative_prompt",
+    *(str(f.column) for f in REQUEST_COLUMNS),
     "model",
     "provider",
-    "seed",
-    "width",
-    "height",
-    "steps",
-    "cfg_scale",
-    "lora",
-    "lora_scale",
-    "reference_hash",
     "elapsed_s",
     "cost_usd",
     "path",
@@ -51,23 +79,16 @@ COLUMNS = (
     "parent_id",
 )
 
-_TABLE = """
+_TABLE = (
+    """
 CREATE TABLE {name} (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    negative_prompt TEXT,
-    model TEXT NOT NULL,
+"""
+    + "".join(f"    {_column_sql(f)},\n" for f in REQUEST_COLUMNS)
+    + """    model TEXT NOT NULL,
     provider TEXT NOT NULL,
-    seed INTEGER,
-    width INTEGER,
-    height INTEGER,
-    steps INTEGER,
-    cfg_scale REAL,
-    lora TEXT,
-    lora_scale REAL,
-    reference_hash TEXT,
     elapsed_s REAL,
     cost_usd REAL,
     path TEXT NOT NULL,
@@ -79,6 +100,7 @@ CREATE TABLE {name} (
     parent_id TEXT,
     tags TEXT NOT NULL DEFAULT ''
 )"""
+)
 
 _EXTRAS = (
     # Tags in their own table: any text a user types (commas, quotes, emoji) as typed;
@@ -173,10 +195,22 @@ def _rebuild(conn: sqlite3.Connection, have: set[str]) -> None:
     conn.execute("ALTER TABLE generations_new RENAME TO generations")
 
 
+def _add_request_columns(conn: sqlite3.Connection) -> None:
+    """Add each request column the table lacks: a field declared after the index was made."""
+    have = _columns(conn)
+    for f in REQUEST_COLUMNS:
+        if have and f.column not in have:
+            sql_type = _SQL_TYPES[stored_type(f)]
+            conn.execute(f"ALTER TABLE generations ADD COLUMN {f.column} {sql_type}")
+            log.info("archive index: added the column %s", f.column)
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring the index to ``SCHEMA_VERSION`` in one transaction (autocommit connection).
 
-    Raises ``sqlite3.Error``; the caller words it. A newer version is left alone.
+    Raises ``sqlite3.Error``; the caller words it. A newer version's layout is left
+    alone but for a request column it lacks, which this release writes (added, nullable,
+    as for any index: harmless to a release that does not know it).
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -196,6 +230,7 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             if version:
                 log.info("archive index migrated from version %s (%s tagged rows)", version, moved)
+        _add_request_columns(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from dotenv import dotenv_values
 
 from .errors import ConfigurationError
@@ -28,6 +29,8 @@ __all__ = [
     "mask_url",
     "missing_key_reason",
     "normalize_url",
+    "normalize_urls",
+    "parse_cost_per_hour",
 ]
 
 #: Provider → the environment variables that may hold its key, first wins.
@@ -51,6 +54,7 @@ def missing_key_reason(provider: str) -> str:
 
 URL_ENV_NAME = "SELFHOSTED_API_URL"
 ARCHIVE_ENV_NAME = "PIXERY_ARCHIVE_DIR"
+COST_ENV_NAME = "SELFHOSTED_COST_PER_HOUR"
 
 
 class Secret:
@@ -84,15 +88,21 @@ class Secret:
 
 
 def normalize_url(raw: str) -> str:
-    """Strip whitespace and trailing slashes; refuse what is not http(s) with a host.
+    """Strip whitespace and trailing slashes; refuse what is not a usable http(s) address.
 
-    A path prefix (``https://host/proxy/8000``) is kept: some users reach the
-    server through a Jupyter proxy.
+    A path prefix (``https://host/proxy/8000``) and a query (``?token=abc``, which
+    some proxies need on every request) are kept; a ``#fragment`` is dropped.
     """
     text = raw.strip()
     if not text:
         raise ConfigurationError(f"{URL_ENV_NAME} is empty; set it to the server's address.")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        raise ConfigurationError(
+            f"{URL_ENV_NAME} is not a valid address ({mask_url(text)!r}); "
+            "expected something like http://203.0.113.7:8000."
+        ) from None
     if parts.scheme not in ("http", "https"):
         raise ConfigurationError(
             f"{URL_ENV_NAME} must start with http:// or https:// "
@@ -104,39 +114,140 @@ def normalize_url(raw: str) -> str:
             "expected something like http://203.0.113.7:8000."
         )
     try:
-        parts.port  # noqa: B018 - raises on a malformed port
+        port = parts.port  # raises on a malformed port or one above 65535
     except ValueError:
-        raise ConfigurationError(
-            f"{URL_ENV_NAME} has an invalid port ({mask_url(text)!r})."
-        ) from None
+        port = 0
+    if port == 0:
+        raise ConfigurationError(f"{URL_ENV_NAME} has an invalid port ({mask_url(text)!r}).")
     path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    _check_host(url)
+    return url
+
+
+def _check_host(url: str) -> None:
+    """Refuse a host name httpx could not send to (bad punycode such as ``xn--zz``)."""
+    try:
+        httpx.Request("GET", url)  # builds the Host header, which decodes the name
+    except (httpx.InvalidURL, ValueError) as exc:  # idna's IDNAError is a ValueError
+        raise ConfigurationError(
+            f"{URL_ENV_NAME} has a host name that is not a valid internet name "
+            f"({mask_url(url)!r}: {exc})."
+        ) from None
 
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
+#: A URL's query, up to the end of the URL (white space, a quote or a fragment).
+_QUERY = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*\?)(?P<query>[^\s#'\"<>]*)")
+
+
+def _mask_query(query: str) -> str:
+    """``token=abc&x=1`` → ``token=***&x=***``; a bare value (``?abc``) → ``***``."""
+    masked = []
+    for part in query.split("&"):
+        name, sep, _value = part.partition("=")
+        masked.append(f"{name}=***" if sep else ("***" if part else part))
+    return "&".join(masked)
 
 
 def mask_url(url: str) -> str:
-    """The URL with any ``user:password@`` replaced by ``***@``, for display."""
-    return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", url)
+    """The URL (or any text holding URLs) for display: ``user:password@`` becomes ``***@``
+    and every query value ``***``, since both can be credentials."""
+    url = _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", url)
+    return _QUERY.sub(lambda m: m.group("head") + _mask_query(m.group("query")), url)
+
+
+_URL_SEPARATORS = re.compile(r"[,\s]+")
+
+
+def normalize_urls(raw: str) -> tuple[str, ...]:
+    """One address or several (commas or whitespace between), each through ``normalize_url``.
+
+    Duplicates are dropped (first one kept, order kept); an error names the address
+    at fault, masked, and its place in the list.
+    """
+    parts = [part for part in _URL_SEPARATORS.split(raw.strip()) if part]
+    if len(parts) <= 1:
+        return (normalize_url(parts[0] if parts else raw),)
+    urls: list[str] = []
+    for n, part in enumerate(parts, 1):
+        try:
+            url = normalize_url(part)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"{URL_ENV_NAME} lists {len(parts)} addresses; address {n} "
+                f"({mask_url(part)!r}) is not usable: {exc.message}"
+            ) from None
+        if url not in urls:
+            urls.append(url)
+    return tuple(urls)
+
+
+def parse_cost_per_hour(raw: str) -> float:
+    """``SELFHOSTED_COST_PER_HOUR``: US dollars for one server's hour, e.g. ``0.30`` (or ``$0.30``)."""
+    text = raw.strip().removeprefix("$").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise ConfigurationError(
+            f"{COST_ENV_NAME} must be a number of US dollars per hour for one server, "
+            f"e.g. 0.30 (got {raw.strip()!r}); self-hosted images are counted at $0 meanwhile."
+        )
+    return value
 
 
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of the configuration; build a new one to see changes."""
 
+    #: The first (or only) self-hosted server; give this or ``selfhosted_urls``.
     selfhosted_url: str | None = None
     keys: Mapping[str, Secret] = field(default_factory=dict)
     archive_dir: Path = Path("pixery-out")
     #: Set when SELFHOSTED_API_URL is present but malformed: shown, not raised,
     #: so a panel still opens with the cloud models.
     url_error: str | None = None
+    #: Every self-hosted server, in the order SELFHOSTED_API_URL lists them.
+    selfhosted_urls: tuple[str, ...] = ()
+    #: What one server costs an hour (SELFHOSTED_COST_PER_HOUR), US dollars; None: not set.
+    selfhosted_cost_per_hour: float | None = None
+    #: Set when SELFHOSTED_COST_PER_HOUR is present but not a number (shown, not raised).
+    cost_error: str | None = None
+
+    def __post_init__(self) -> None:
+        urls, first = tuple(self.selfhosted_urls), self.selfhosted_url
+        if not urls and first:
+            urls = (first,)
+        elif urls and first is None:
+            first = urls[0]
+        elif urls and first != urls[0]:
+            raise ValueError(
+                "Settings: selfhosted_url must be the first of selfhosted_urls; give one of them"
+            )
+        object.__setattr__(self, "selfhosted_urls", urls)
+        object.__setattr__(self, "selfhosted_url", first)
 
     def __repr__(self) -> str:  # the URL may carry user:password; keys show as Secret(***)
-        return (
-            f"Settings(selfhosted_url={self.display_url!r}, keys={dict(self.keys)!r}, "
-            f"archive_dir={self.archive_dir!r}, url_error={self.url_error!r})"
+        many = (
+            f", selfhosted_urls={tuple(mask_url(u) for u in self.selfhosted_urls)!r}"
+            if len(self.selfhosted_urls) > 1
+            else ""
         )
+        cost = self.selfhosted_cost_per_hour
+        return (
+            f"Settings(selfhosted_url={self.display_url!r}{many}, keys={dict(self.keys)!r}, "
+            f"archive_dir={self.archive_dir!r}, url_error={self.url_error!r}"
+            + (f", selfhosted_cost_per_hour={cost!r}" if cost is not None else "")
+            + ")"
+        )
+
+    def for_server(self, url: str) -> Settings:
+        """These settings with ``url`` as the only self-hosted server (a pool's member)."""
+        if self.selfhosted_urls == (url,):
+            return self
+        return replace(self, selfhosted_url=url, selfhosted_urls=(url,))
 
     def key_for(self, provider: str) -> Secret | None:
         return self.keys.get(provider)
@@ -192,16 +303,26 @@ def load_settings(
         value = merged.get(name)
         return value.strip() if value and value.strip() else None
 
-    url: str | None = None
+    urls: tuple[str, ...] = ()
     url_error: str | None = None
     raw_url = get(URL_ENV_NAME)
     if raw_url is not None:
         try:
-            url = normalize_url(raw_url)
+            urls = normalize_urls(raw_url)
         except ConfigurationError as exc:
             if strict:
                 raise
             url_error = exc.message
+    cost: float | None = None
+    cost_error: str | None = None
+    raw_cost = get(COST_ENV_NAME)
+    if raw_cost is not None:
+        try:
+            cost = parse_cost_per_hour(raw_cost)
+        except ConfigurationError as exc:
+            if strict:
+                raise
+            cost_error = exc.message
 
     keys: dict[str, Secret] = {}
     for provider, names in KEY_ENV_NAMES.items():
@@ -212,4 +333,11 @@ def load_settings(
                 break
 
     archive = Path(get(ARCHIVE_ENV_NAME) or "pixery-out").expanduser()
-    return Settings(selfhosted_url=url, keys=keys, archive_dir=archive, url_error=url_error)
+    return Settings(
+        selfhosted_urls=urls,
+        keys=keys,
+        archive_dir=archive,
+        url_error=url_error,
+        selfhosted_cost_per_hour=cost,
+        cost_error=cost_error,
+    )

@@ -26,6 +26,8 @@ API key (keys are masked before any message is built).
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ArchiveError",
     "AuthenticationError",
@@ -121,7 +123,21 @@ class AuthenticationError(ServerError):
 
 class RateLimitError(ServerError):
     """A 429: still limited after the allowed retries, asked to wait too long, or out of
-    quota (not retried)."""
+    quota (not retried); from your own server, a proxy in front of it limiting the pace."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        retryable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        #: Seconds the service asked to wait (``Retry-After``), when it said.
+        self.retry_after = retry_after
+        #: False when waiting cannot help: out of quota, or the retries were already used.
+        self.retryable = retryable
 
 
 class ContentRefusedError(ServerError):
@@ -131,6 +147,20 @@ class ContentRefusedError(ServerError):
 
 class ConnectionFailedError(PixeryError):
     """The back end could not be reached, or the connection dropped mid-answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        reason: str | None = None,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message, provider=provider, reason=reason)
+        #: False only when the request certainly never left: the connection was refused,
+        #: the name did not resolve, the proxy or TLS set-up failed. Only then is repeating
+        #: a paid request safe.
+        self.request_sent = request_sent
 
 
 class ServerTimeoutError(ConnectionFailedError):

@@ -14,6 +14,7 @@ import base64
 import binascii
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ else:
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
+    "TOO_LARGE",
+    "as_references",
     "base64_image_bytes",
     "check_image_bytes",
     "decode_base64_image",
@@ -37,8 +40,10 @@ __all__ = [
     "thumbnail_png",
 ]
 
-#: Largest image accepted from any back end (a 4096×4096 image is 16.8 MP).
+#: Largest image accepted from any back end, or as a reference (a 4096×4096 image is 16.8 MP).
 MAX_IMAGE_PIXELS = 64_000_000
+#: The ``reason`` of an ``ImageDecodeError`` for an image that declares too many pixels.
+TOO_LARGE = "image too large"
 
 
 def _whose(label: str) -> str:
@@ -85,6 +90,7 @@ def check_image_bytes(raw: bytes, *, provider: str, label: str | None = None) ->
                     f"The image in {whose} answer declares {width}×{height} pixels, far too many "
                     "to be real; refused (possible decompression bomb).",
                     provider=provider,
+                    reason=TOO_LARGE,
                 )
             img.verify()
     except ImageDecodeError:
@@ -94,6 +100,7 @@ def check_image_bytes(raw: bytes, *, provider: str, label: str | None = None) ->
             f"The image in {whose} answer declares far too many pixels to be real; "
             "refused (possible decompression bomb).",
             provider=provider,
+            reason=TOO_LARGE,
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageDecodeError(
@@ -125,9 +132,43 @@ def reference_to_bytes(ref: ReferenceLike) -> bytes:
         )
     try:
         check_image_bytes(raw, provider="reference")
-    except ImageDecodeError:
+    except ImageDecodeError as exc:
+        if exc.reason == TOO_LARGE:
+            raise InvalidRequestError(_reference_too_large(_declared_size(raw))) from None
         raise InvalidRequestError("The reference image is not a readable image.") from None
     return raw
+
+
+def _declared_size(raw: bytes) -> tuple[int, int] | None:
+    """The size an image's header declares; None when Pillow will not even open it."""
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            return img.size
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _reference_too_large(size: tuple[int, int] | None) -> str:
+    limit = (
+        f"at most {MAX_IMAGE_PIXELS / 1e6:g} megapixels ({MAX_IMAGE_PIXELS:,} pixels) are accepted"
+    )
+    if size is None:
+        return f"The reference image is too large: it declares far too many pixels even to open; {limit}."
+    width, height = size
+    megapixels = width * height / 1e6
+    return (
+        f"The reference image is too large: {width}×{height} pixels ({megapixels:.1f} "
+        f"megapixels); {limit}. Scale it down first."
+    )
+
+
+def as_references(reference: ReferenceLike | Sequence[ReferenceLike] | None) -> tuple[bytes, ...]:
+    """One reference or several (paths, bytes, PIL images) → their bytes, each checked."""
+    if reference is None:
+        return ()
+    if isinstance(reference, (list, tuple)):
+        return tuple(reference_to_bytes(r) for r in reference)
+    return (reference_to_bytes(reference),)
 
 
 def thumbnail_png(raw: bytes, max_side: int = 256, *, fmt: str = "PNG") -> bytes:

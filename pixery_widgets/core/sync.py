@@ -2,8 +2,9 @@
 
 Outside a running loop, one private loop is kept for the process so the
 shared HTTP client survives between calls. Inside a kernel (a loop is
-already running), nest-asyncio is applied to that loop, lazily, here and
-only here, never on import.
+already running), nest-asyncio2 is applied to that loop, lazily, here and
+only here, never on import. (It is the maintained fork of nest-asyncio, whose
+last release breaks ``asyncio.current_task()`` on Python 3.14.)
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if loop is None:
         loop = _loop_for_scripts()
     elif id(loop) not in _patched:
-        import nest_asyncio
+        import nest_asyncio2
 
-        nest_asyncio.apply(loop)
+        nest_asyncio2.apply(loop)
         _patched.add(id(loop))
     task = asyncio.ensure_future(coro, loop=loop)
     try:

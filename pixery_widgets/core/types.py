@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import schema
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -24,15 +26,16 @@ __all__ = [
 ]
 
 
-#: Defaults of a request's IP-Adapter and LoRA strengths (the server's own defaults).
-DEFAULT_IP_ADAPTER_SCALE = 0.7
-DEFAULT_LORA_SCALE = 0.8
+#: Defaults of a request's IP-Adapter and LoRA strengths (the server's own; from the schema).
+DEFAULT_IP_ADAPTER_SCALE: float = schema.field("ip_adapter_scale").default
+DEFAULT_LORA_SCALE: float = schema.field("lora_scale").default
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
     """One image to make, validated and with the model resolved to its canonical id.
 
+    Its fields are the request schema's (``core/schema.py``; a test keeps them equal).
     ``references`` holds raw image bytes (PNG/JPEG), already read from a path or
     PIL image; each provider encodes them as its API wants.
     """
@@ -50,7 +53,7 @@ class GenerationRequest:
     ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE
     lora: str | None = None
     lora_scale: float = DEFAULT_LORA_SCALE
-    #: Provider-specific extras passed through (e.g. OpenAI ``quality``).
+    #: Provider options passed through (``schema.OPTIONS``, e.g. OpenAI ``quality``).
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,23 +67,20 @@ class GenerationRequest:
         return digest.hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
-        """The request as plain JSON-able values (references as their hash)."""
-        return {
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "model": self.model,
-            "provider": self.provider,
-            "width": self.width,
-            "height": self.height,
-            "steps": self.steps,
-            "cfg_scale": self.cfg_scale,
-            "seed": self.seed,
-            "lora": self.lora,
-            "lora_scale": self.lora_scale if self.lora else None,
-            "ip_adapter_scale": self.ip_adapter_scale if self.references else None,
-            "reference_hash": self.reference_hash,
-            **({"extra": self.extra} if self.extra else {}),
-        }
+        """The request as plain JSON-able values: the schema's fields (references as their
+        hash; a field that needs another, e.g. ``lora_scale``, as None without it)."""
+        out: dict[str, Any] = {"model": self.model, "provider": self.provider}
+        for f in schema.FIELDS:
+            needed = schema.field(f.needs).attribute if f.needs else None
+            if f.attribute == "references":
+                out["reference_hash"] = self.reference_hash
+            elif needed is not None and not getattr(self, needed):
+                out[f.name] = None
+            else:
+                out[f.name] = getattr(self, f.attribute)
+        if self.extra:
+            out["extra"] = self.extra
+        return out
 
 
 class Generation:
@@ -236,6 +236,10 @@ class SelfHostedStatus:
     ``known_models`` is the server's model list from the last time it answered
     in this session (``None`` if it never did); the menu uses it while the
     server is offline or busy.
+
+    With several servers, the combined status holds each one's own in
+    ``servers`` (in SELFHOSTED_API_URL's order) and its ``reason`` says how many
+    are up ("2 of 3 servers up"); ``servers`` is empty for one server.
     """
 
     state: ServerState
@@ -246,6 +250,7 @@ class SelfHostedStatus:
     loras: tuple[str, ...] = ()
     known_models: tuple[str, ...] | None = None
     checked_at: float | None = None
+    servers: tuple[SelfHostedStatus, ...] = ()
 
     def __repr__(self) -> str:  # the URL may carry user:password: shown masked
         shown = (
@@ -279,6 +284,10 @@ class SelfHostedStatus:
         """The status in one line of words (the indicator words its own line for every
         state but healthy, adding what only the watcher knows)."""
         url = self.display_url or ""
+        if self.servers:  # several servers: the reason counts them ("2 of 3 servers up")
+            if self.state is ServerState.HEALTHY:
+                return self.reason or f"{len(self.servers)} servers"
+            return f"{self.state.value.capitalize()}: {self.reason}"
         if self.state is ServerState.NOT_CONFIGURED:
             return self.reason or "Self-hosted server not configured (set SELFHOSTED_API_URL)."
         if self.state is ServerState.CHECKING:

@@ -3,7 +3,9 @@
 Beside the archive, above the core: a provider imports only ``core``. It turns
 a request into HTTP (one shared httpx client) and an answer into a
 ``Generation``; the self-hosted server's status check lives here too
-(``status.py``), beside the client it uses.
+(``status.py``), beside the client it uses, with what several servers need:
+checking them all at once (``servers.py``), picking one for an image
+(``pool.py``) and counting what is in flight on each (``in_flight.py``).
 
 Adding a back end: write a module with a ``Provider`` subclass and add one
 line to ``_MODULES``. Modules are imported on first use so a kernel pays only

@@ -11,22 +11,17 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-import socket
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 
 from ..core.config import Settings, mask_url
-from ..core.errors import (
-    BadResponseError,
-    ConnectionFailedError,
-    PixeryError,
-    ServerTimeoutError,
-)
-from ..core.http import MAX_RESPONSE_BYTES, get_client, read_limited
+from ..core.errors import BadResponseError, ServerTimeoutError
+from ..core.http import MAX_RESPONSE_BYTES, ResponseTooLarge, client_in_use, read_limited
 from ..core.types import Generation, GenerationRequest
+from ._wire import describe_failure, describe_transport_error
 
 __all__ = [
     "OnImage",
@@ -76,61 +71,6 @@ class Provider(abc.ABC):
         """
 
 
-def describe_transport_error(exc: httpx.TransportError, where: str) -> PixeryError:
-    """An httpx transport failure → a package error whose message says what happened."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ServerTimeoutError(
-            f"{where} did not accept a connection in time.", reason="timed out"
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return ServerTimeoutError(
-            f"{where} accepted the connection but did not answer in time.", reason="timed out"
-        )
-    if isinstance(exc, httpx.ConnectError):
-        causes = list(_cause_chain(exc))
-        lowered = " ".join(str(c) for c in causes).lower()
-        if any(isinstance(c, socket.gaierror) for c in causes) or any(
-            s in lowered for s in _DNS_MARKERS
-        ):
-            return ConnectionFailedError(
-                f"{where}: the host name could not be resolved.", reason="host name not found (DNS)"
-            )
-        if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in lowered:
-            return ConnectionFailedError(
-                f"{where} refused the connection; is the server running?",
-                reason="connection refused",
-            )
-        return ConnectionFailedError(
-            f"{where} could not be reached ({text}).", reason="unreachable"
-        )
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        if "without sending a response" in text:  # a kept-alive connection it had closed
-            return ConnectionFailedError(
-                f"{where} closed the connection without answering; "
-                "it may have stopped or restarted.",
-                reason="connection dropped",
-            )
-        return ConnectionFailedError(
-            f"{where} dropped the connection before its answer was complete.",
-            reason="connection dropped",
-        )
-    return ConnectionFailedError(f"{where}: network error ({text}).", reason="network error")
-
-
-_DNS_MARKERS = ("name or service", "nodename", "getaddrinfo", "name resolution", "no address")
-
-
-def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and what caused it, down to the OS error httpx wraps."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def total_budget(timeout: float | httpx.Timeout) -> float | None:
     """Seconds the whole exchange may take: the longest of the per-phase timeouts.
 
@@ -166,6 +106,27 @@ async def within(seconds: float | None, coro: Coroutine[Any, Any, T]) -> T:
     return task.result()
 
 
+def _build(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    where: str,
+    json_body: Any,
+    content: bytes | None,
+    headers: dict[str, str] | None,
+    timeout: float | httpx.Timeout,
+) -> httpx.Request:
+    try:
+        return client.build_request(
+            method, url, json=json_body, content=content, headers=headers, timeout=timeout
+        )
+    except (httpx.InvalidURL, ValueError) as exc:  # an address taken from an answer may be
+        raise BadResponseError(  # anything; idna's errors for a bad name are ValueErrors
+            f"{where}: the address {mask_url(url)!r} is not a valid URL ({mask_url(str(exc))}).",
+            reason="bad address",
+        ) from None
+
+
 async def send(
     method: str,
     url: str,
@@ -183,47 +144,39 @@ async def send(
     event loop by the caller). The answer is streamed and refused as soon as it
     passes ``limit``, so a runaway answer never fills memory.
     """
-    client = get_client()
     if content is not None:
         headers = {**(headers or {}), "Content-Type": "application/json"}
-    try:
-        request = client.build_request(
-            method, url, json=json_body, content=content, headers=headers, timeout=timeout
-        )
-    except httpx.InvalidURL as exc:  # an address taken from an answer may be anything
-        raise BadResponseError(
-            f"{where}: the address {mask_url(url)!r} is not a valid URL ({exc}).",
-            reason="bad address",
-        ) from None
-    answering = False
+    async with client_in_use() as client:  # one retired meanwhile closes after this
+        request = _build(client, method, url, where, json_body, content, headers, timeout)
+        answering = False
 
-    async def exchange() -> tuple[httpx.Response, bytes]:
-        nonlocal answering
-        response = await client.send(request, stream=True)
-        answering = True
+        async def exchange() -> tuple[httpx.Response, bytes]:
+            nonlocal answering
+            response = await client.send(request, stream=True)
+            answering = True
+            try:
+                return response, await read_limited(response, limit)
+            finally:
+                await response.aclose()
+
+        budget = total_budget(timeout)
         try:
-            return response, await read_limited(response, limit)
-        finally:
-            await response.aclose()
-
-    budget = total_budget(timeout)
-    try:
-        response, body = await within(budget, exchange())
-    except asyncio.TimeoutError:
-        raise ServerTimeoutError(
-            f"{where} started answering but did not finish within {budget:g} s."
-            if answering
-            else f"{where} did not answer within {budget:g} s.",
-            reason="timed out",
-        ) from None
-    except OverflowError:
-        raise BadResponseError(
-            f"{where} sent an answer larger than {limit // (1024 * 1024)} MB; refused.",
-            reason="answer too large",
-        ) from None
-    except httpx.TransportError as exc:
-        raise describe_transport_error(exc, where) from None
-    return response.status_code, dict(response.headers), body
+            response, body = await within(budget, exchange())
+        except asyncio.TimeoutError:
+            raise ServerTimeoutError(
+                f"{where} started answering but did not finish within {budget:g} s."
+                if answering
+                else f"{where} did not answer within {budget:g} s.",
+                reason="timed out",
+            ) from None
+        except ResponseTooLarge:
+            raise BadResponseError(
+                f"{where} sent an answer larger than {limit // (1024 * 1024)} MB; refused.",
+                reason="answer too large",
+            ) from None
+        except Exception as exc:  # httpx's errors, and whatever idna or the sockets raise
+            raise describe_failure(exc, where, url) from None
+        return response.status_code, dict(response.headers), body
 
 
 def encode_json(body: Any) -> bytes:

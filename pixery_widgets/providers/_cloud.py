@@ -1,24 +1,26 @@
-"""What the three cloud providers share: keys, retries, error mapping, image helpers.
+"""What the three cloud providers share: keys, retries, image helpers (the error
+mapping is in ``_cloud_errors``).
 
 A key is attached in exactly one place (``Service.auth_headers``), only for
 its own provider's host and only over https, so a URL taken from an answer
-can never carry it elsewhere. Retries follow one policy for every provider:
-429 is retried with backoff (honouring Retry-After), a 5xx or a dropped
-connection once; everything else becomes a package error carrying the
-provider's own words, scrubbed of any key it echoed.
+can never carry it elsewhere. Retries follow one policy for every provider,
+and never pay twice (docs/backends.md, "Retries"): a 429 is retried with backoff
+(honouring Retry-After), since a limited request was not run; a request that
+certainly never left (refused, DNS, proxy) once; a 5xx or a dropped connection
+only where repeating cannot charge again: a read (GET), a 503 with Retry-After,
+or a provider that documents that failed requests are free (fal). Everything
+else becomes a package error carrying the provider's own words, scrubbed of any
+key it echoed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import io
-import json
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,20 +32,17 @@ import httpx
 from ..core.catalog import ModelSpec
 from ..core.config import Secret, Settings, env_names, missing_key_reason
 from ..core.errors import (
-    AuthenticationError,
     BadResponseError,
     ConnectionFailedError,
-    ContentRefusedError,
     MissingAPIKeyError,
     PixeryError,
-    RateLimitError,
-    RequestRejectedError,
-    ServerError,
     ServerTimeoutError,
 )
 from ..core.images import base64_image_bytes, check_image_bytes
 from ..core.types import Generation, GenerationRequest
-from ._base import Provider, detail_text, encode_json, parse_json, send
+from ._base import Provider, encode_json, parse_json, send
+from ._cloud_errors import _NO_RETRY_429, _retry_after, error_for_status, parse_error, scrub
+from ._wire import retry_after_seconds
 
 __all__ = [
     "RETRY",
@@ -92,7 +91,7 @@ class RetryPolicy:
     backoff_max_s: float = 20.0
     #: A provider asking for a longer wait than this is reported, not waited for.
     max_retry_after_s: float = 60.0
-    #: A 5xx answer or a dropped connection is retried this many times.
+    #: A failure that cannot have charged (see ``call``) is retried this many times.
     transient_retries: int = 1
     transient_delay_s: float = 1.0
     #: Random extra fraction on computed backoffs, so parallel requests spread out.
@@ -122,6 +121,9 @@ class Service:
     header: str
     scheme: str = ""
     subdomains: bool = False
+    #: The provider documents that a request failing with a 5xx is not billed (fal.ai),
+    #: so one may be repeated.
+    unbilled_5xx: bool = False
 
     def allows(self, url: str) -> bool:
         try:
@@ -180,155 +182,6 @@ def require_key(settings: Settings, service: Service) -> Secret:
     return key
 
 
-_MASKED_ECHO = re.compile(r"[A-Za-z0-9_\-]*\*{4,}[A-Za-z0-9_\-]*")
-
-
-def scrub(text: str, settings: Settings) -> str:
-    """``text`` without any configured key, nor a partly masked echo of one.
-
-    Providers sometimes quote the key they rejected ("sk-proj-****abcd"); the
-    visible ends are still part of the key, so the whole run is replaced.
-    """
-    return _MASKED_ECHO.sub("***", settings.redact(text))
-
-
-# -- provider error bodies ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ErrorInfo:
-    """What a provider's error body says, in a provider-neutral shape."""
-
-    message: str | None
-    codes: frozenset[str]
-    retry_delay_s: float | None = None
-
-
-def _duration(text: Any) -> float | None:
-    """Google's ``"37s"`` / ``"1.5s"`` durations → seconds."""
-    if isinstance(text, str) and text.endswith("s"):
-        try:
-            return max(0.0, float(text[:-1]))
-        except ValueError:
-            return None
-    return None
-
-
-def parse_error(body: bytes) -> ErrorInfo:
-    """Gemini/OpenAI ``{"error": {...}}``, fal ``{"detail": ...}`` or anything else."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return ErrorInfo(None, frozenset())
-    if not isinstance(data, dict):
-        return ErrorInfo(None, frozenset())
-    message: str | None = None
-    codes: set[str] = set()
-    delay: float | None = None
-    error = data.get("error")
-    if isinstance(error, dict):
-        if isinstance(error.get("message"), str):
-            message = error["message"]
-        for field in ("code", "type", "status"):
-            if isinstance(error.get(field), str):
-                codes.add(error[field])
-        details = error.get("details")
-        for item in details if isinstance(details, list) else ():
-            if isinstance(item, dict):
-                if isinstance(item.get("reason"), str):
-                    codes.add(item["reason"])
-                delay = _duration(item.get("retryDelay")) if delay is None else delay
-    elif isinstance(error, str):
-        message = error
-    if message is None:
-        message = detail_text(data.get("detail"))
-    if message is None and isinstance(data.get("message"), str):
-        message = data["message"]
-    return ErrorInfo(message, frozenset(codes), delay)
-
-
-#: Error codes that mean the key itself was refused, whatever the status.
-_KEY_REJECTED = frozenset({"API_KEY_INVALID", "invalid_api_key"})
-#: 429s that are billing, not pace: retrying cannot help.
-_NO_RETRY_429 = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
-#: fal's 403 for an account it has locked (an exhausted balance, or by hand): the key is fine.
-_ACCOUNT_LOCKED = "user is locked"
-#: 4xx codes meaning the provider's safety system refused the prompt.
-_REFUSED = frozenset({"content_policy_violation", "moderation_blocked"})
-
-
-def error_for_status(
-    service: Service, status: int, body: bytes, settings: Settings, *, retries: int = 0
-) -> ServerError:
-    """A non-2xx answer → the package error, with the provider's message verbatim (scrubbed)."""
-    info = parse_error(body)
-    if info.message:
-        text = scrub(info.message.strip(), settings)
-    else:
-        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "no details"
-        text = f"HTTP {status} with {kind}"
-    label = service.label
-    kw: dict[str, Any] = {"provider": service.name, "status_code": status, "detail": text}
-    if status == 403 and _ACCOUNT_LOCKED in text.lower():
-        return RequestRejectedError(
-            f"{label} refused the request because your account is locked (HTTP 403): {text} "
-            "The API key itself was accepted.",
-            reason="account locked",
-            **kw,
-        )
-    if status in (401, 403) or info.codes & _KEY_REJECTED:
-        return AuthenticationError(
-            f"{label} rejected the API key (HTTP {status}): {text} "
-            f"Check {env_names(service.name)}.",
-            reason="API key rejected",
-            **kw,
-        )
-    if status == 429:
-        if info.codes & _NO_RETRY_429:
-            lead = f"{label} refused the request for quota or billing (HTTP 429)"
-        elif retries:
-            lead = f"{label} kept rate-limiting the request (HTTP 429, {retries} retries)"
-        else:
-            lead = f"{label} is rate-limiting the request (HTTP 429)"
-        return RateLimitError(f"{lead}: {text}", reason="rate limited", **kw)
-    if info.codes & _REFUSED:
-        return ContentRefusedError(
-            f"{label} refused to draw this (HTTP {status}): {text}",
-            reason="refused (content policy)",
-            **kw,
-        )
-    if 400 <= status < 500:
-        return RequestRejectedError(
-            f"{label} refused the request (HTTP {status}): {text}",
-            reason=f"refused (HTTP {status})",
-            **kw,
-        )
-    return ServerError(
-        f"{label} had a server error (HTTP {status}): {text}",
-        reason=f"provider error (HTTP {status})",
-        **kw,
-    )
-
-
-def _retry_after(headers: dict[str, str], info: ErrorInfo) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date), else the body's hint."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is not None:
-        value = value.strip()
-        try:
-            seconds = float(value)
-            if math.isfinite(seconds):
-                return max(0.0, seconds)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                return max(0.0, when.timestamp() - time.time())
-    return info.retry_delay_s
-
-
 # -- the request loop --------------------------------------------------------------------
 
 
@@ -337,6 +190,75 @@ def _scrub_exc(exc: PixeryError, service: Service, settings: Settings) -> Pixery
     exc.args = (exc.message,)
     exc.provider = exc.provider or service.name
     return exc
+
+
+#: Methods a repeat cannot charge for again: they read, or set a state (RFC 9110).
+_REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_NOT_REPEATED = (
+    " It was not repeated automatically: the provider may already have run (and billed) it."
+)
+
+
+def _not_repeated(exc: PixeryError) -> PixeryError:
+    exc.message += _NOT_REPEATED
+    exc.args = (exc.message,)
+    return exc
+
+
+def _rate_limit_delay(
+    service: Service,
+    body: bytes,
+    headers: dict[str, str],
+    settings: Settings,
+    policy: RetryPolicy,
+    tries: int,
+) -> float:
+    """Seconds to wait before repeating a 429 (it was not run); raises when not to."""
+    info = parse_error(body)
+    asked = _retry_after(headers, info)
+    if info.codes & _NO_RETRY_429 or tries >= policy.rate_limit_retries:
+        raise error_for_status(service, 429, body, settings, retries=tries, retry_after=asked)
+    if asked is None:
+        return policy.backoff(tries)
+    if asked > policy.max_retry_after_s:
+        error = error_for_status(service, 429, body, settings, retry_after=asked)
+        error.message = f"{error.message} (it asks to wait {asked:.0f} s; not retried)"
+        error.args = (error.message,)
+        raise error
+    return asked
+
+
+def _repeat_failure_after(
+    exc: ConnectionFailedError,
+    service: Service,
+    settings: Settings,
+    policy: RetryPolicy,
+    repeatable: bool,
+    tries: int,
+) -> float:
+    """Seconds before repeating a request that failed on the way; raises when not to:
+    it may have been run (sent, not a read), it timed out, or it was repeated already."""
+    safe = repeatable or not exc.request_sent
+    # A timeout already used the whole budget; waiting again would double it.
+    if isinstance(exc, ServerTimeoutError) or tries >= policy.transient_retries or not safe:
+        raise _scrub_exc(exc if safe else _not_repeated(exc), service, settings) from None
+    return policy.transient_delay_s
+
+
+def _repeat_5xx_after(
+    service: Service, status: int, headers: dict[str, str], repeatable: bool, policy: RetryPolicy
+) -> float | None:
+    """Seconds before repeating a 5xx, or None when a repeat might be billed again.
+
+    Safe: a read; a 503 with Retry-After (the server says it did not take the request
+    on and when to come back); a provider that documents 5xx failures as free.
+    """
+    asked = retry_after_seconds(headers) if status == 503 else None
+    if asked is not None and asked <= policy.max_retry_after_s:
+        return asked
+    if repeatable or service.unbilled_5xx:
+        return policy.transient_delay_s
+    return None
 
 
 async def call(
@@ -354,11 +276,13 @@ async def call(
 ) -> tuple[int, dict[str, str], bytes]:
     """Send with the shared retry policy; a 2xx answer, or the package error for it.
 
-    ``key`` None sends no credentials at all (image downloads on other hosts).
+    ``key`` None sends no credentials at all (image downloads on other hosts). Nothing
+    that may have been billed is sent twice (module docstring).
     """
     policy = policy or RETRY
     headers = service.auth_headers(key, url) if key is not None else None
     where = where or service.label
+    repeatable = method.upper() in _REPEATABLE
     # References make bodies of many MB: encode them off the kernel's event loop.
     content = None if json_body is None else await asyncio.to_thread(encode_json, json_body)
     rate_tries = transient_tries = 0
@@ -374,45 +298,35 @@ async def call(
                 limit=limit,
             )
         except ConnectionFailedError as exc:
-            # A timeout already used the whole budget; waiting again would double it.
-            if isinstance(exc, ServerTimeoutError) or transient_tries >= policy.transient_retries:
-                raise _scrub_exc(exc, service, settings) from None
+            wait = _repeat_failure_after(
+                exc, service, settings, policy, repeatable, transient_tries
+            )
             transient_tries += 1
             log.info("%s: %s Retrying once.", service.label, scrub(exc.message, settings))
-            await policy.sleep(policy.transient_delay_s)
+            await policy.sleep(wait)
             continue
         except PixeryError as exc:
             raise _scrub_exc(exc, service, settings) from None
         if 200 <= status < 300:
             return status, answer_headers, body
         if status == 429:
-            info = parse_error(body)
-            if info.codes & _NO_RETRY_429 or rate_tries >= policy.rate_limit_retries:
-                raise error_for_status(service, status, body, settings, retries=rate_tries)
-            delay = _retry_after(answer_headers, info)
-            if delay is None:
-                delay = policy.backoff(rate_tries)
-            elif delay > policy.max_retry_after_s:
-                error = error_for_status(service, status, body, settings)
-                error.message = f"{error.message} (it asks to wait {delay:.0f} s; not retried)"
-                error.args = (error.message,)
-                raise error
+            delay = _rate_limit_delay(service, body, answer_headers, settings, policy, rate_tries)
             rate_tries += 1
-            log.info(
-                "%s answered 429; retry %d of %d in %.1f s.",
-                service.label,
-                rate_tries,
-                policy.rate_limit_retries,
-                delay,
-            )
+            retry = (service.label, rate_tries, policy.rate_limit_retries, delay)
+            log.info("%s answered 429; retry %d of %d in %.1f s.", *retry)
             await policy.sleep(delay)
             continue
-        if status >= 500 and transient_tries < policy.transient_retries:
-            transient_tries += 1
-            log.info("%s answered HTTP %d; retrying once.", service.label, status)
-            await policy.sleep(policy.transient_delay_s)
-            continue
-        raise error_for_status(service, status, body, settings)
+        error = error_for_status(service, status, body, settings)
+        if status >= 500:
+            wait = _repeat_5xx_after(service, status, answer_headers, repeatable, policy)
+            if wait is None:
+                raise _not_repeated(error)
+            if transient_tries < policy.transient_retries:
+                transient_tries += 1
+                log.info("%s answered HTTP %d; retrying once.", service.label, status)
+                await policy.sleep(wait)
+                continue
+        raise error
 
 
 async def call_json(service: Service, method: str, url: str, **kw: Any) -> Any:

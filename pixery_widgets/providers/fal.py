@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..core import schema
 from ..core.catalog import CATALOG, ModelSpec
 from ..core.config import Secret, Settings
 from ..core.errors import (
@@ -47,6 +48,8 @@ FAL = _cloud.Service(
     header="Authorization",
     scheme="Key ",
     subdomains=True,
+    # fal.ai's reliability page: "Failed requests that return 5xx status codes are not billed."
+    unbilled_5xx=True,
 )
 QUEUE_URL = "https://queue.fal.run"
 SUBMIT_TIMEOUT = 60.0
@@ -128,6 +131,7 @@ class FalProvider(_cloud.CloudProvider):
             self.max_wait_s = max_wait_s
 
     def validate(self, request: GenerationRequest) -> None:
+        schema.check_names(request.extra, CATALOG[request.model], keywords=())
         try:
             json.dumps(request.extra)
         except (TypeError, ValueError):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from ..core import schema
 from ..core.catalog import CATALOG
 from ..core.config import Settings
 from ..core.errors import BadResponseError, ContentRefusedError, InvalidRequestError
@@ -56,8 +57,8 @@ ASPECT_RATIOS: tuple[tuple[str, int, int], ...] = (
     ("21:9", 21, 9),
 )
 
-#: ``request.extra`` keys this provider understands.
-EXTRAS = ("aspect_ratio", "image_size")
+#: ``request.extra`` keys this provider understands: the schema's options.
+EXTRAS = tuple(o.name for o in schema.OPTIONS if "gemini" in o.backends)
 
 
 def _int(value: Any) -> int:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from ..core import schema
 from ..core.catalog import CATALOG
 from ..core.config import Settings
 from ..core.errors import BadResponseError, ContentRefusedError, InvalidRequestError
@@ -46,10 +47,11 @@ SIZES: dict[str, tuple[tuple[str, int, int], ...]] = {
     ),
 }
 
-#: ``request.extra`` keys passed through, per model.
+#: ``request.extra`` keys passed through, per model (API id): the schema's options.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "gpt-image-1": ("quality", "background", "moderation", "output_format", "output_compression"),
-    "dall-e-3": ("quality", "style"),
+    spec.api_id: tuple(o.name for o in schema.options_for(spec))
+    for spec in CATALOG.values()
+    if spec.provider == "openai"
 }
 
 #: gpt-image-1, USD per 1M tokens (OpenAI's price list, 2025): text in, image in, image out.

@@ -5,7 +5,11 @@ is ever sent, never a cloud key (only a ``user:password@`` the user wrote in the
 URL goes along, as Basic auth to that server). The server draws one image at a time and
 blocks every other request meanwhile, so this module counts the generations
 this process has in flight per server: a health check that times out during
-one means "busy", not "offline".
+one means "busy", not "offline". Several servers (a pool) are reached through
+``pool.py``, which picks one of them for each image and then uses this client.
+
+With ``SELFHOSTED_COST_PER_HOUR`` set, an image costs the GPU time it used:
+the rate times the seconds its request took.
 """
 
 from __future__ import annotations
@@ -14,32 +18,29 @@ import asyncio
 import base64
 import math
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from ..core.config import Settings, mask_url
-from ..core.errors import (
-    BadResponseError,
-    ConfigurationError,
-    ModelUnavailableError,
-    RequestRejectedError,
-    ServerError,
-)
+from ..core import schema
+from ..core.config import URL_ENV_NAME, Settings, mask_url, normalize_url
+from ..core.errors import BadResponseError, ConfigurationError, ConnectionFailedError
 from ..core.images import decode_base64_image
 from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
-from ._base import OnImage, Provider, detail_text, encode_json, parse_json, send
+from ._base import OnImage, Provider, encode_json, parse_json, send, within
+from ._selfhosted_errors import error_from_status
+from ._wire import EXPECTS_HTTPS, https_hint, speaks_tls
+from .in_flight import generations_in_flight, gpu_cost, track_in_flight
 
 __all__ = [
+    "BODY_KEYS",
     "GENERATE_TIMEOUT",
     "HEALTH_TIMEOUT",
     "SelfHostedClient",
     "SelfHostedProvider",
     "client_for",
+    "error_from_status",
     "generations_in_flight",
     "parse_generate",
     "parse_health",
@@ -53,25 +54,9 @@ INFO_TIMEOUT = 10.0
 #: The first request after a start or a model switch loads a checkpoint.
 GENERATE_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 SWITCH_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
-
-_in_flight: Counter[str] = Counter()
-
-
-def generations_in_flight(url: str) -> int:
-    """How many generations this process is waiting for on the server at ``url``."""
-    return _in_flight[url]
-
-
-@contextmanager
-def _track_in_flight(url: str) -> Iterator[None]:
-    _in_flight[url] += 1
-    try:
-        yield
-    finally:
-        _in_flight[url] -= 1
-        if _in_flight[url] <= 0:
-            del _in_flight[url]
-
+#: How long a dropped plain-http request may wait to learn whether the port speaks TLS
+#: (a status check's /health, 2 s at most, and this stay within its 2.5 s).
+TLS_PROBE_TIMEOUT = 0.5
 
 # -- parsers: pure, tolerant of extra fields, strict about the ones we use ---------------
 
@@ -186,38 +171,6 @@ def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
     return image, seed, dict(params) if isinstance(params, dict) else {}
 
 
-def error_from_status(status: int, body: bytes, where: str) -> ServerError:
-    """A non-2xx answer → the package error carrying the server's own words."""
-    try:
-        detail = parse_json(body, where=where).get("detail")
-    except (BadResponseError, AttributeError):
-        detail = None
-    text = detail_text(detail) or (str(detail) if detail else None)
-    if text is None:
-        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "no details"
-        text = f"HTTP {status} with {kind}"
-    cls: type[ServerError]
-    if status in (400, 404, 422):
-        cls = RequestRejectedError
-    elif status == 503:
-        cls = ModelUnavailableError
-    else:
-        cls = ServerError
-    # A 5xx other than "not downloaded" is the server (or a proxy before it) failing, not refusing.
-    verb = (
-        "failed with an internal error"
-        if status >= 500 and status != 503
-        else "refused the request"
-    )
-    return cls(
-        f"{where} {verb}: {text}",
-        provider="selfhosted",
-        status_code=status,
-        detail=detail,
-        reason=f"error answer (HTTP {status})",
-    )
-
-
 # -- the client -------------------------------------------------------------------------
 
 
@@ -237,18 +190,23 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str] | None]:
 
 
 def _arrived(
-    data: Any, request: GenerationRequest, started: float, on_image: OnImage | None
+    data: Any,
+    request: GenerationRequest,
+    started: float,
+    on_image: OnImage | None,
+    cost_per_hour: float | None = None,
 ) -> Generation:
     """The ``/generate`` answer → a checked ``Generation``, handed to ``on_image`` (worker thread)."""
     image, seed, params = parse_generate(data)
+    elapsed = time.perf_counter() - started
     generation = Generation(
         png_bytes=image,
         seed=seed if seed is not None else request.seed,
         model=request.model,
         provider="selfhosted",
         params=params or request.describe(),
-        elapsed_s=time.perf_counter() - started,
-        cost_usd=0.0,
+        elapsed_s=elapsed,
+        cost_usd=gpu_cost(elapsed, cost_per_hour),
         request=request,
     )
     if on_image is not None:
@@ -257,13 +215,16 @@ def _arrived(
 
 
 class SelfHostedClient:
-    """The server's five routes, for one URL."""
+    """The server's five routes, for one URL; ``cost_per_hour`` prices its images."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, cost_per_hour: float | None = None) -> None:
         if not url:
             raise ConfigurationError("No self-hosted server configured (set SELFHOSTED_API_URL).")
-        self.url = url.rstrip("/")
-        self._base, self._headers = _split_credentials(self.url)
+        self.url = normalize_url(url)  # a ConfigurationError for an address httpx cannot use
+        self.cost_per_hour = cost_per_hour
+        base, self._headers = _split_credentials(self.url)
+        # A query (``?token=abc`` for a proxy) goes on every route: /health?token=abc.
+        self._base, _, self._query = base.partition("?")
 
     def __repr__(self) -> str:
         return f"SelfHostedClient({mask_url(self.url)!r})"
@@ -279,27 +240,50 @@ class SelfHostedClient:
     ) -> Any:
         """``body`` as JSON, or ``content`` already encoded; the answer's JSON."""
         where = _where(self.url)
-        status, _headers, raw = await send(
-            method,
-            self._base + path,
-            where=where,
-            timeout=timeout,
-            json_body=body,
-            content=content,
-            headers=self._headers,
-        )
+        url = self._base + path + (f"?{self._query}" if self._query else "")
+        try:
+            status, headers, raw = await send(
+                method,
+                url,
+                where=where,
+                timeout=timeout,
+                json_body=body,
+                content=content,
+                headers=self._headers,
+            )
+        except ConnectionFailedError as exc:
+            raise await self._maybe_https(exc, where) from None
         if not 200 <= status < 300:
-            raise error_from_status(status, raw, where)
+            raise error_from_status(status, raw, where, headers=headers, url=self.url)
         return parse_json(raw, where=f"{where} ({path})")
+
+    async def _maybe_https(self, exc: ConnectionFailedError, where: str) -> ConnectionFailedError:
+        """A plain http:// request the server dropped may have hit a TLS port: ask its
+        https:// twin of /health (half a second at most) before saying so."""
+        if exc.reason != "connection dropped" or not self._base.startswith("http://"):
+            return exc
+        probe = self._base + "/health" + (f"?{self._query}" if self._query else "")
+        try:
+            tls = await within(TLS_PROBE_TIMEOUT, speaks_tls(probe))
+        except asyncio.TimeoutError:
+            tls = False
+        if not tls:
+            return exc
+        return ConnectionFailedError(
+            f"{where} closed the connection on a plain http:// request, and its port "
+            f"speaks TLS: it is an https:// server; {https_hint(self.url, URL_ENV_NAME)}.",
+            provider="selfhosted",
+            reason=EXPECTS_HTTPS,
+        )
 
     async def health(self, timeout: float = HEALTH_TIMEOUT) -> HealthInfo:
         return parse_health(await self._json("GET", "/health", timeout=timeout))
 
-    async def models(self) -> dict[str, LocalModelInfo]:
-        return parse_models(await self._json("GET", "/models", timeout=INFO_TIMEOUT))
+    async def models(self, timeout: float = INFO_TIMEOUT) -> dict[str, LocalModelInfo]:
+        return parse_models(await self._json("GET", "/models", timeout=timeout))
 
-    async def loras(self) -> tuple[str, ...]:
-        return parse_loras(await self._json("GET", "/loras", timeout=INFO_TIMEOUT))
+    async def loras(self, timeout: float = INFO_TIMEOUT) -> tuple[str, ...]:
+        return parse_loras(await self._json("GET", "/loras", timeout=timeout))
 
     async def switch_model(self, model: str) -> str:
         """Load ``model`` without generating (pre-warming)."""
@@ -315,7 +299,7 @@ class SelfHostedClient:
     ) -> Generation:
         """Draw one image; ``on_image`` runs in the worker thread that decoded it."""
         started = time.perf_counter()
-        with _track_in_flight(self.url):
+        with track_in_flight(self.url):
             if request.references:  # MBs of base64: encoded off the kernel's event loop
                 content = await asyncio.to_thread(encode_json, _generate_body(request))
                 data = await self._json(
@@ -324,27 +308,39 @@ class SelfHostedClient:
             else:
                 body = _generate_body(request)
                 data = await self._json("POST", "/generate", timeout=GENERATE_TIMEOUT, body=body)
-        return await asyncio.to_thread(_arrived, data, request, started, on_image)
+        return await asyncio.to_thread(
+            _arrived, data, request, started, on_image, self.cost_per_hour
+        )
+
+
+#: Request field (``core/schema.py``) → its key in the ``/generate`` body: every field the
+#: schema says this server takes (a test checks), in the server's own names.
+BODY_KEYS: dict[str, str] = {
+    "prompt": "prompt",
+    "negative_prompt": "negative_prompt",
+    "width": "width",
+    "height": "height",
+    "steps": "steps",
+    "cfg_scale": "cfg_scale",
+    "seed": "seed",
+    "reference": "reference_image",
+    "ip_adapter_scale": "ip_adapter_scale",
+    "lora": "lora_name",
+    "lora_scale": "lora_scale",
+}
 
 
 def _generate_body(request: GenerationRequest) -> dict[str, Any]:
-    """The ``/generate`` body (docs/backends.md, "The self-hosted server") for ``request``."""
-    return {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "model": request.model,
-        "width": request.width,
-        "height": request.height,
-        "steps": request.steps,
-        "cfg_scale": request.cfg_scale,
-        "seed": request.seed,
-        "reference_image": (
-            base64.b64encode(request.references[0]).decode("ascii") if request.references else None
-        ),
-        "ip_adapter_scale": request.ip_adapter_scale,
-        "lora_name": request.lora,
-        "lora_scale": request.lora_scale,
-    }
+    """The ``/generate`` body (docs/backends.md, "The self-hosted server") for ``request``.
+
+    The server takes one reference image, as bare base64 (no ``data:`` prefix).
+    """
+    body: dict[str, Any] = {"model": request.model}
+    for name, key in BODY_KEYS.items():
+        body[key] = getattr(request, schema.field(name).attribute)
+    refs = request.references
+    body[BODY_KEYS["reference"]] = base64.b64encode(refs[0]).decode("ascii") if refs else None
+    return body
 
 
 class SelfHostedProvider(Provider):
@@ -364,6 +360,10 @@ class SelfHostedProvider(Provider):
         *,
         on_image: OnImage | None = None,
     ) -> Generation:
+        if len(settings.selfhosted_urls) > 1:  # a pool: pick a server for this image
+            from .pool import agenerate_on_pool
+
+            return await agenerate_on_pool(request, settings, on_image=on_image)
         return await client_for(settings).generate(request, on_image=on_image)
 
 
@@ -376,4 +376,6 @@ def client_for(settings: Settings) -> SelfHostedClient:
             "No self-hosted server is configured: set SELFHOSTED_API_URL "
             "(in the environment or a .env file), e.g. http://203.0.113.7:8000."
         )
-    return SelfHostedClient(settings.selfhosted_url)
+    return SelfHostedClient(
+        settings.selfhosted_url, cost_per_hour=settings.selfhosted_cost_per_hour
+    )

@@ -2,7 +2,8 @@
 
 Jobs are ordered prompt-major, then seed, then model, so a model comparison
 shows the same prompt and seed side by side; the result keeps that order
-whatever order images arrive in.
+whatever order images arrive in. A sweep's ``vary=`` axes nest between seed
+and model (``session.sweep``); ``batch.grid()`` draws them (``session.sheet``).
 
 Scheduling: each back end gets its own pool of workers, which take the next
 job the moment they are free (no waves): one at a time for a self-hosted
@@ -12,7 +13,9 @@ time per cloud provider (``DEFAULT_CLOUD_CONCURRENCY``, per provider in
 batch and the panel, on one server each have a request in flight. A worker hands each arrived
 image to the archive and moves on at once, so the server never waits for a
 disk. On a self-hosted server, jobs run grouped by model to avoid a checkpoint
-switch between images; results still keep input order.
+switch between images; results still keep input order. Several self-hosted
+servers (a pool) get one worker each from ``scheduler.py``, which also says how
+it keeps checkpoint switches few and what happens when a server dies.
 
 Cancelling (``batch.cancel()``, cancelling the awaiting task, or interrupting
 the kernel during ``run_batch``) stops queued jobs and cancels those in
@@ -27,7 +30,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import random
 import secrets
 import sys
 import time
@@ -38,17 +40,29 @@ from typing import TYPE_CHECKING, Any
 
 from ..archive import Archive, get_archive
 from ..archive.files import thumbnail
+from ..core import schema
 from ..core.catalog import ModelSpec, resolve_model
 from ..core.config import Settings, load_settings
-from ..core.errors import ArchiveError, CostLimitError, InvalidRequestError, PixeryError
+from ..core.errors import (
+    ArchiveError,
+    CostLimitError,
+    InvalidRequestError,
+    PixeryError,
+    RateLimitError,
+)
 from ..core.sync import run_sync
 from ..core.types import Generation
-from ..providers.status import known_models
+from ..providers.servers import known_pool_models
+from .ledger import LEDGER
 from .progress import ProgressSnapshot, make_reporter
-from .validation import RANDOM_SEED_RANGE, as_references
+from .sweep import Sweep, plan_sweep
+from .sweep_checks import estimate_cost, validate_sweep
+from .validation import as_references
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from .sheet import ContactSheet
 
 __all__ = [
     "CLOUD_CONCURRENCY",
@@ -68,37 +82,39 @@ SELFHOSTED_CONCURRENCY = 1
 #: Requests a batch has in flight per cloud provider; edit to change the default for a session.
 CLOUD_CONCURRENCY: dict[str, int] = {}
 DEFAULT_CLOUD_CONCURRENCY = 4
-
-
-#: agenerate's request fields; any other keyword is a provider extra.
-_FIELDS = frozenset(
-    {
-        "negative_prompt",
-        "width",
-        "height",
-        "steps",
-        "cfg_scale",
-        "reference",
-        "ip_adapter_scale",
-        "lora",
-        "lora_scale",
-    }
-)
+#: A job turned away with a 429 that says to wait (a proxy in front of your server, say)
+#: is tried again up to this many times, waiting as ``Retry-After`` asks (else 2, 4, 8 s),
+#: but never for longer than ``RATE_LIMIT_MAX_WAIT`` at a time. Cloud providers wait out
+#: their own 429s before the error reaches the batch, so those are not tried again here.
+RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_MAX_WAIT = 60.0
+RATE_LIMIT_BACKOFF = 2.0
+#: The clock a rate-limit wait goes through (tests replace it).
+_sleep = asyncio.sleep
 
 
 @dataclass(frozen=True)
 class Job:
-    """One image to make: a prompt, a model and a seed (``None``: the back end picks)."""
+    """One image to make: a prompt, a model and a seed (``None``: the back end picks).
+
+    A sweep's job also carries the request keywords its cell sets (``overrides``) and
+    its index on each of the sweep's axes (``coords``).
+    """
 
     index: int
     prompt: str
     model: str
     provider: str
     seed: int | None
+    overrides: tuple[tuple[str, Any], ...] = ()
+    coords: tuple[int, ...] = ()
 
     def label(self) -> str:
         seed = f"seed {self.seed}" if self.seed is not None else "random seed"
-        return f"#{self.index + 1} {self.model} · {seed}"
+        own = "".join(
+            f" · {k}={v:g}" if isinstance(v, float) else f" · {k}={v}" for k, v in self.overrides
+        )
+        return f"#{self.index + 1} {self.model} · {seed}{own}"
 
 
 @dataclass(frozen=True)
@@ -191,6 +207,10 @@ class Batch:
         self._active = False
         self._reporter: Any = None
         self._unsubscribe: Callable[[], None] | None = None
+        #: Its axes and where each job sits on them (set by ``plan_batch``).
+        self.sweep: Sweep | None = None
+        #: Job index → the URL of the server that drew it (a pool's batches only).
+        self.server_of: dict[int, str] = {}
 
     # -- what it holds ---------------------------------------------------------------------
 
@@ -235,6 +255,13 @@ class Batch:
             elif isinstance(r, JobFailure) and r.generation is not None:
                 total += r.generation.cost_usd
         return total
+
+    @property
+    def per_server(self) -> dict[str, int]:
+        """Images each server of a pool drew in this batch, by its (masked) URL."""
+        from .scheduler import tally
+
+        return tally(self)
 
     def summary(self) -> str:
         done = len(self.generations)
@@ -386,7 +413,9 @@ class Batch:
                 self.results[i] = generation
                 self._keep_later(i, generation)
             queues = self._queues(i for i in indices if i not in rearchive)
-            self._workers = [
+            from .scheduler import pool_workers  # several servers: their own scheduler
+
+            self._workers = pool_workers(self, queues) + [
                 asyncio.create_task(self._worker(queue), name=f"pixery-batch-{self.id}")
                 for key, queue in queues.items()
                 for _ in range(max(1, min(self._limit(key[0]), len(queue))))
@@ -444,35 +473,68 @@ class Batch:
             self._reporter = None
 
     async def _worker(self, queue: deque[int]) -> None:
+        while queue and not self._cancel_requested:
+            await self.run_job(queue.popleft(), self._settings)
+
+    async def _draw(self, job: Job, settings: Settings) -> Generation:
+        """One job; a 429 that says to wait is waited out (``RATE_LIMIT_RETRIES``)."""
         from .generate import agenerate
 
-        while queue and not self._cancel_requested:
-            i = queue.popleft()
-            job = self.jobs[i]
-            self._running.add(i)
-            self._notify()
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
-                generation = await agenerate(
+                return await agenerate(
                     job.prompt,
                     job.model,
                     seed=job.seed,
-                    settings=self._settings,
+                    settings=settings,
                     archive=False,
-                    **self._params,
+                    **{**self._params, **dict(job.overrides)},
                 )
-            except asyncio.CancelledError:
-                self.results[i] = JobFailure(job, cancelled_error())
-                raise
-            except PixeryError as exc:
+            except RateLimitError as exc:
+                wait = _rate_limit_wait(exc, attempt)
+                if wait is None:
+                    if attempt:
+                        exc.message = f"{exc.message} (tried {attempt + 1} times in this batch)"
+                        exc.args = (exc.message,)
+                    raise
+                await _sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def run_job(
+        self,
+        i: int,
+        settings: Settings,
+        *,
+        give_back: Callable[[PixeryError], bool] | None = None,
+    ) -> Generation | None:
+        """Make job ``i`` with ``settings`` and record its result (the image, or why not).
+
+        ``give_back(error)`` returning True leaves the job without a result, for
+        the caller to run again elsewhere (a pool's server that died before any
+        image came back).
+        """
+        job = self.jobs[i]
+        self._running.add(i)
+        self._notify()
+        try:
+            generation = await self._draw(job, settings)
+        except asyncio.CancelledError:
+            self.results[i] = JobFailure(job, cancelled_error())
+            raise
+        except PixeryError as exc:
+            if give_back is None or not give_back(exc):
                 self.results[i] = JobFailure(job, exc)
-            except Exception as exc:
-                self.results[i] = JobFailure(job, _unexpected(exc, self._settings))
-            else:
-                self.results[i] = generation
-                self._keep_later(i, generation)
-            finally:
-                self._running.discard(i)
-                self._notify()
+            return None
+        except Exception as exc:
+            self.results[i] = JobFailure(job, _unexpected(exc, self._settings))
+            return None
+        else:
+            self.results[i] = generation
+            self._keep_later(i, generation)
+            return generation
+        finally:
+            self._running.discard(i)
+            self._notify()
 
     def _keep_later(self, index: int, generation: Generation) -> None:
         task = asyncio.get_running_loop().create_task(self._keep(index, generation))
@@ -507,6 +569,15 @@ class Batch:
         self._notify()
 
     # -- display ----------------------------------------------------------------------------------
+
+    def grid(
+        self, x: str | None = None, y: str | None = None, z: str | None = None, **options: Any
+    ) -> ContactSheet:
+        """A labelled contact sheet of the images on two axes, one sheet per ``z`` value,
+        archived beside the images; axes not named are those that vary. See ``session.sheet``."""
+        from .sheet import contact_sheet
+
+        return contact_sheet(self, x, y, z, **options)
 
     def _repr_html_(self) -> str:
         from ..core.grid import GridItem, grid_html
@@ -545,20 +616,12 @@ class Batch:
 # -- planning ------------------------------------------------------------------------------------
 
 
-def _seed_list(seeds: int | Iterable[int | None] | None) -> list[int | None] | None:
-    """``None`` → one back-end-chosen seed; an int n → n random seeds per prompt; else the seeds."""
-    if seeds is None:
+def _rate_limit_wait(exc: RateLimitError, attempt: int) -> float | None:
+    """Seconds to wait before trying a rate-limited job again, or None: give up."""
+    if not exc.retryable or attempt >= RATE_LIMIT_RETRIES:
         return None
-    if isinstance(seeds, bool):
-        raise InvalidRequestError(f"seeds must be a count, a list of seeds or None, got {seeds!r}.")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise InvalidRequestError(f"seeds must be at least 1 when it is a count, got {seeds}.")
-        return []  # drawn per prompt
-    out = list(seeds)
-    if not out:
-        raise InvalidRequestError("seeds is empty; give at least one seed, a count, or None.")
-    return out
+    wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF * 2**attempt
+    return wait if wait <= RATE_LIMIT_MAX_WAIT else None
 
 
 def _check_concurrency(concurrency: int | Mapping[str, int] | None) -> None:
@@ -579,37 +642,14 @@ def _check_concurrency(concurrency: int | Mapping[str, int] | None) -> None:
 def plan_jobs(
     prompts: Sequence[str], specs: Sequence[ModelSpec], seeds: int | Iterable[int | None] | None
 ) -> list[Job]:
-    """prompts × seeds × models, prompt-major, then seed, then model.
+    """prompts × seeds × models, prompt-major, then seed, then model (``plan_sweep`` without axes).
 
     Models without seed control get ``seed=None`` (one variation per seed slot).
     """
-    fixed = _seed_list(seeds)
-    rng = random.SystemRandom()
-    jobs: list[Job] = []
-    for prompt in prompts:
-        if fixed is None:
-            per_prompt: list[int | None] = [None]
-        elif fixed:
-            per_prompt = list(fixed)
-        else:
-            assert isinstance(seeds, int)
-            per_prompt = [rng.randrange(RANDOM_SEED_RANGE) for _ in range(seeds)]
-        for seed in per_prompt:
-            for spec in specs:
-                jobs.append(
-                    Job(
-                        len(jobs), prompt, spec.id, spec.provider, seed if spec.takes_seed else None
-                    )
-                )
-    return jobs
+    return list(plan_sweep(prompts, specs, seeds).jobs)
 
 
-def _split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    fields = {k: v for k, v in params.items() if k in _FIELDS}
-    extra = {k: v for k, v in params.items() if k not in _FIELDS}
-    return fields, extra
-
-
+@schema.with_request_fields(exclude=("seed",))
 async def plan_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
@@ -620,16 +660,15 @@ async def plan_batch(
     archive: bool | Archive = True,
     max_cost_usd: float | None = None,
     settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
     **params: Any,
 ) -> Batch:
     """Check everything and build the ``Batch`` without running it.
 
-    Order of refusals, all before any image request: bad prompts, models or
-    seeds; the cost guard; then each model's request check (which may ask a
-    self-hosted server for its LoRAs).
+    Order of refusals, all before any image request: bad prompts, models, seeds
+    or axes; the cost guard; then each model's request check (which may ask a
+    self-hosted server for its LoRAs), each axis value and each image's request.
     """
-    from .generate import prepare_request
-
     settings_given = settings is not None
     settings = settings if settings is not None else load_settings()
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -646,14 +685,17 @@ async def plan_batch(
     model_names = [model] if isinstance(model, str) else list(model)
     if not model_names:
         raise InvalidRequestError("The batch has no model.")
-    local = known_models(settings.selfhosted_url) or ()
+    local = known_pool_models(settings) or ()
     specs = list(
         {s.id: s for s in (resolve_model(m, local_models=local) for m in model_names)}.values()
     )
-    jobs = plan_jobs(prompt_list, specs, seeds)
-
-    width, height = int(params.get("width", 1024)), int(params.get("height", 1024))
-    estimate = round(sum(_spec(specs, j.model).estimated_cost(width, height) for j in jobs), 6)
+    sweep = plan_sweep(prompts, specs, seeds, vary, params)
+    jobs = list(sweep.jobs)
+    estimate = round(
+        estimate_cost(jobs, specs, params)
+        + _gpu_estimate(settings, sum(j.provider == "selfhosted" for j in jobs)),
+        6,
+    )
     if max_cost_usd is not None and estimate > max_cost_usd + 1e-9:
         raise CostLimitError(
             f"This batch of {len(jobs)} images would cost about ${estimate:.3f}, above "
@@ -664,12 +706,8 @@ async def plan_batch(
     params = dict(params)
     if params.get("reference") is not None:  # files read once for the batch, off the loop
         params["reference"] = await asyncio.to_thread(as_references, params["reference"])
-    fields, extra = _split_params(params)
-    for spec in specs:
-        first_seed = next((j.seed for j in jobs if j.model == spec.id), None)
-        await prepare_request(
-            prompt_list[0], spec.id, settings, seed=first_seed, extra=extra or None, **fields
-        )
+    fields, options = schema.split(params)
+    await validate_sweep(sweep, specs, settings, fields, options, keywords=_KEYWORDS)
 
     target: Archive | None
     if archive is False:
@@ -691,17 +729,21 @@ async def plan_batch(
         concurrency=concurrency,
         estimated_cost_usd=estimate,
     )
+    batch.sweep = sweep
     _last = batch
     return batch
 
 
-def _spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
-    return next(s for s in specs if s.id == model_id)
+def _gpu_estimate(settings: Settings, images: int) -> float:
+    """Self-hosted images at SELFHOSTED_COST_PER_HOUR, each taking this session's mean time."""
+    rate = settings.selfhosted_cost_per_hour
+    return rate * images * LEDGER.seconds_per_selfhosted_image() / 3600 if rate else 0.0
 
 
 # -- the public entry points ----------------------------------------------------------------------
 
 
+@schema.with_request_fields(exclude=("seed",))
 async def arun_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
@@ -713,6 +755,7 @@ async def arun_batch(
     max_cost_usd: float | None = None,
     progress: Any = True,
     settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
     **params: Any,
 ) -> Batch:
     """Make one image per (prompt, seed, model) and return the ``Batch`` when all are settled.
@@ -723,11 +766,20 @@ async def arun_batch(
     ``model`` may be a list for a comparison: jobs are prompt-major, then seed,
     then model. ``concurrency``: an int for every back end, or
     ``{"fal": 8, "selfhosted": 1}``; default 1 per self-hosted server, 4 per
-    cloud provider. ``max_cost_usd`` refuses a batch whose list-price estimate
-    is above it (``CostLimitError``), before any request. ``out_dir`` archives
+    cloud provider (each server of a pool gets its own). ``max_cost_usd`` refuses a
+    batch whose estimate (list prices; self-hosted GPU time at
+    SELFHOSTED_COST_PER_HOUR) is above it (``CostLimitError``), before any request. ``out_dir`` archives
     somewhere else than ``PIXERY_ARCHIVE_DIR``; ``archive=False`` keeps images in
     memory only. ``progress``: True (a bar), False, or a callable taking a
-    ``ProgressSnapshot``. Other keywords are ``agenerate``'s (width, steps, lora…).
+    ``ProgressSnapshot``. The other keywords are ``agenerate``'s request fields (see the
+    signature; ``seeds`` instead of ``seed``) and provider options, checked for every model
+    before anything is sent.
+
+    ``vary`` sweeps any of those fields: ``{"cfg_scale": [4, 6, 8], "lora": [None,
+    "pixel_art"]}`` makes one image per combination, also crossed with prompts, seeds
+    and models; ``"size"`` takes (width, height) pairs. Results are nested prompt →
+    seed → the vary= axes in the order given → model; every combination is checked
+    and priced first (``session.sweep``). ``batch.grid()`` draws the contact sheet.
 
     A failed job does not stop the others; see ``.failed`` and ``retry_failed()``.
     """
@@ -740,25 +792,45 @@ async def arun_batch(
         archive=archive,
         max_cost_usd=max_cost_usd,
         settings=settings,
+        vary=vary,
         **params,
     )
     await batch._execute(range(len(batch.jobs)), progress)
     return batch
 
 
+@schema.with_request_fields(exclude=("seed",))
 async def start_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
     *,
+    seeds: int | Iterable[int | None] | None = None,
+    concurrency: int | Mapping[str, int] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    archive: bool | Archive = True,
+    max_cost_usd: float | None = None,
     progress: Any = True,
-    **kwargs: Any,
+    settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
+    **params: Any,
 ) -> Batch:
     """Check and start a batch in the background; returns the running ``Batch`` at once.
 
     In a notebook the cell ends immediately, so ``batch.cancel()`` works from
     another cell; ``await batch`` waits for it. Same arguments as ``arun_batch``.
     """
-    batch = await plan_batch(prompts, model, **kwargs)
+    batch = await plan_batch(
+        prompts,
+        model,
+        seeds=seeds,
+        concurrency=concurrency,
+        out_dir=out_dir,
+        archive=archive,
+        max_cost_usd=max_cost_usd,
+        settings=settings,
+        vary=vary,
+        **params,
+    )
     batch._loop = asyncio.get_running_loop()
     batch._runner = batch._loop.create_task(
         batch._execute(range(len(batch.jobs)), progress), name=f"pixery-batch-{batch.id}"
@@ -771,15 +843,37 @@ async def start_batch(
 _background: set[asyncio.Task[Any]] = set()
 
 
+@schema.with_request_fields(exclude=("seed",))
 def run_batch(
     prompts: str | Sequence[str],
     model: str | Sequence[str] = "animagine",
-    **kwargs: Any,
+    *,
+    seeds: int | Iterable[int | None] | None = None,
+    concurrency: int | Mapping[str, int] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    archive: bool | Archive = True,
+    max_cost_usd: float | None = None,
+    progress: Any = True,
+    settings: Settings | None = None,
+    vary: Mapping[str, Iterable[Any]] | None = None,
+    **params: Any,
 ) -> Batch:
     """Sync twin of ``arun_batch``; in a kernel too. Interrupting the kernel cancels
     what is in flight and keeps every arrived image (``px.last_batch()`` holds them)."""
-    progress = kwargs.pop("progress", True)
-    batch = run_sync(plan_batch(prompts, model, **kwargs))
+    batch = run_sync(
+        plan_batch(
+            prompts,
+            model,
+            seeds=seeds,
+            concurrency=concurrency,
+            out_dir=out_dir,
+            archive=archive,
+            max_cost_usd=max_cost_usd,
+            settings=settings,
+            vary=vary,
+            **params,
+        )
+    )
     return _run_interruptible(batch, batch._execute(range(len(batch.jobs)), progress))
 
 
@@ -798,3 +892,7 @@ def _run_interruptible(batch: Batch, coro: Any) -> Batch:
         )
         raise
     return batch
+
+
+#: The batch functions' keywords, offered as suggestions for a misspelt one.
+_KEYWORDS = schema.keywords_of(arun_batch)

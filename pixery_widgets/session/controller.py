@@ -2,11 +2,12 @@
 that fits the chosen model, and running (or cancelling) a generation.
 
 ``PanelController`` has no widgets and no HTTP of its own: it follows a
-``ServerWatcher``, applies the menu rule of ``_menu`` and generates through
+``PoolWatcher`` (one ``ServerWatcher`` per self-hosted server), applies the menu rule of ``_menu`` and generates through
 ``_api.agenerate`` (the same path as ``px.agenerate``). With a count above
 one it runs a batch through ``_batch.start_batch`` (the same scheduling,
 archive and cancel as ``px.arun_batch``) on consecutive seeds, and hands each
-image over as it arrives. The widgets in ``pixery_widgets.widgets`` only draw
+image over as it arrives. The X/Y section's rows make that batch a sweep
+(``sweep_text.panel_sweep``), whose contact sheet ends up in ``sheet``. The widgets in ``pixery_widgets.widgets`` only draw
 what it says and forward clicks.
 """
 
@@ -17,9 +18,10 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
+from ..core import schema
 from ..core.catalog import SDXL_SIZES, ModelSpec, resolve_model
 from ..core.errors import InvalidRequestError, PixeryError, UnknownModelError
 from ..core.tasks import spawn
@@ -34,7 +36,10 @@ from ..providers.selfhosted import SelfHostedClient
 from .batch import Batch, JobFailure, start_batch
 from .generate import agenerate
 from .menu import MenuEntry, build_menu, pick_selection
+from .pool_watcher import PoolWatcher
 from .progress import ProgressSnapshot, format_duration
+from .sheet import ContactSheet
+from .sweep_text import PanelSweep, panel_sweep
 from .validation import MAX_SEED, RANDOM_SEED_RANGE
 from .watcher import ServerWatcher
 
@@ -56,7 +61,8 @@ Listener = Callable[["PanelController", str], None]
 
 @dataclass(frozen=True)
 class FormValues:
-    """What the user typed and picked, as the widgets hold it."""
+    """What the user typed and picked, as the widgets hold it: request fields of the
+    schema (``size`` is width × height, ``seed`` the text of the Seed field) and ``count``."""
 
     prompt: str
     negative_prompt: str = ""
@@ -69,6 +75,12 @@ class FormValues:
     lora: str | None = None
     lora_scale: float = DEFAULT_LORA_SCALE
     count: int = 1
+    #: The X/Y section's rows, (field, typed values); empty when it is closed.
+    sweep: tuple[tuple[str, str], ...] = ()
+
+
+#: The form's values that are request fields as they are (``request_kwargs`` adds the rest).
+_FORM_FIELDS = frozenset(f.name for f in schema.FIELDS) - {"prompt", "seed"}
 
 
 @dataclass(frozen=True)
@@ -146,14 +158,14 @@ class PanelController:
 
     def __init__(
         self,
-        watcher: ServerWatcher | None = None,
+        watcher: PoolWatcher | ServerWatcher | None = None,
         *,
         generate: Callable[..., Awaitable[Generation]] = agenerate,
         start: Callable[..., Awaitable[Batch]] = start_batch,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        self.watcher = watcher if watcher is not None else ServerWatcher()
+        self.watcher = watcher if watcher is not None else PoolWatcher()
         self._generate = generate
         self._start_batch = start
         self._clock = clock
@@ -174,6 +186,8 @@ class PanelController:
         self.batch_images: list[Generation] = []
         #: Its failures (and a cancel) in words, e.g. "1 of 4 failed: ..."; ``None`` if none.
         self.batch_note: str | None = None
+        #: The contact sheet of the panel's last X/Y sweep (``None`` after anything else).
+        self.sheet: ContactSheet | None = None
         self._batch_total = 0
         self._batch_final: ProgressSnapshot | None = None
         self._batch_cancel_asked = False
@@ -207,7 +221,7 @@ class PanelController:
     def status(self) -> SelfHostedStatus:
         return self.watcher.status
 
-    def _on_watcher(self, _watcher: ServerWatcher) -> None:
+    def _on_watcher(self, _watcher: PoolWatcher | ServerWatcher) -> None:
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -312,29 +326,20 @@ class PanelController:
     def request_kwargs(self, form: FormValues) -> dict[str, Any]:
         """``agenerate`` keyword arguments for this form and the chosen model (pure).
 
-        Fields the model does not take are left out rather than refused: the
-        form hides them, and stale values in hidden fields must not matter.
+        The form's request fields that the model takes (``schema.applicable``); the
+        rest are left out rather than refused: the form hides them, and stale values
+        in hidden fields must not matter.
         """
         spec = self.spec()
         if spec is None:
             raise InvalidRequestError("Choose a model first.")
         width, height = form.size
-        kwargs: dict[str, Any] = {"width": width, "height": height}
-        if spec.takes_seed:
-            kwargs["seed"] = parse_seed(form.seed)
-        if spec.takes_negative_prompt and form.negative_prompt.strip():
-            kwargs["negative_prompt"] = form.negative_prompt
-        if spec.is_local:
-            kwargs["steps"] = form.steps
-            kwargs["cfg_scale"] = form.cfg_scale
-        if form.reference is not None and spec.max_references > 0:
-            kwargs["reference"] = form.reference
-            if spec.is_local:
-                kwargs["ip_adapter_scale"] = form.ip_adapter_scale
-        if spec.is_local and form.lora:
-            kwargs["lora"] = form.lora
-            kwargs["lora_scale"] = form.lora_scale
-        return kwargs
+        values: dict[str, Any] = {
+            f.name: getattr(form, f.name) for f in fields(form) if f.name in _FORM_FIELDS
+        }
+        values.update(width=width, height=height)
+        values["seed"] = parse_seed(form.seed) if schema.takes(spec, "seed") else None
+        return schema.applicable(values, spec)
 
     def start_generation(self, form: FormValues) -> asyncio.Task[Generation | None] | None:
         """Start generating in the background; the task is ``generate_task``.
@@ -353,14 +358,16 @@ class PanelController:
         seeds: list[int | None] | None = None
         try:
             kwargs = self.request_kwargs(form)
-            if check_count(form.count) > 1:
+            count = check_count(form.count)
+            sweep = panel_sweep(form.prompt, model or "", kwargs, form.sweep, count=count)
+            kwargs = sweep.kwargs if sweep is not None else kwargs
+            if sweep is not None or count > 1:
                 spec = self.spec()
-                seeds = batch_seeds(
-                    form.count,
-                    kwargs.pop("seed", None),
-                    takes_seed=bool(spec and spec.takes_seed),
-                    rng=self._rng,
-                )
+                seed = kwargs.pop("seed", None)
+                if sweep is None or "seed" not in sweep.vary:  # one seed for every cell
+                    seeds = batch_seeds(
+                        count, seed, takes_seed=bool(spec and spec.takes_seed), rng=self._rng
+                    )
         except PixeryError as exc:
             self._finish("failed", error=exc.message)
             return None
@@ -373,11 +380,11 @@ class PanelController:
                 "call `await px.agenerate(...)` or `px.generate(...)` instead.",
             )
             return None
-        if seeds is None:
+        if seeds is None and sweep is None:
             coro = self._run_generation(form.prompt, model or "", kwargs)
         else:
-            self._batch_total = len(seeds)
-            coro = self._run_batch(form.prompt, model or "", seeds, kwargs)
+            self._batch_total = sweep.images if sweep is not None else len(seeds or ())
+            coro = self._run_batch(form.prompt, model or "", seeds, kwargs, sweep)
         task = spawn(coro, self._tasks, self._task_failed, name="pixery-generate")
         self.generate_task = task
         self._notify("generation")
@@ -449,6 +456,7 @@ class PanelController:
         self.batch = None
         self.batch_images = []
         self.batch_note = None
+        self.sheet = None
         self._batch_total = 0
         self._batch_final = None
         self._batch_cancel_asked = False
@@ -456,13 +464,21 @@ class PanelController:
         self._seen = set()
 
     async def _run_batch(
-        self, prompt: str, model: str, seeds: list[int | None], kwargs: dict[str, Any]
+        self,
+        prompt: str,
+        model: str,
+        seeds: list[int | None] | None,
+        kwargs: dict[str, Any],
+        sweep: PanelSweep | None = None,
     ) -> Generation | None:
         spec = self.spec()
         local = bool(spec and spec.is_local)
         settings = self.watcher.settings
+        if sweep is not None:  # the X/Y section's axes and model(s)
+            kwargs = {**kwargs, **({"vary": sweep.vary} if sweep.vary else {})}
+        models = list(sweep.model) if sweep and not isinstance(sweep.model, str) else model
         work = (
-            self.watcher.own_work(f"drawing {len(seeds)} images for this notebook")
+            self.watcher.own_work(f"drawing {self._batch_total} images for this notebook")
             if local
             else contextlib.nullcontext()
         )
@@ -471,7 +487,7 @@ class PanelController:
             with work:
                 batch = await self._start_batch(
                     prompt,
-                    model,
+                    models,
                     seeds=seeds,
                     progress=self._on_batch_progress,
                     settings=settings,
@@ -480,6 +496,8 @@ class PanelController:
                 self.batch = batch
                 self._notify("progress")
                 await batch.wait()
+                if sweep is not None:
+                    await self._draw_sheet(batch, sweep)
         except asyncio.CancelledError:
             if batch is not None:
                 batch.cancel()  # the panel closed: stop the jobs too, keep what arrived
@@ -499,6 +517,15 @@ class PanelController:
         stopped = any(isinstance(r, JobFailure) and r.reason == "cancelled" for r in batch.results)
         self._finish_batch(cancelled=self._batch_cancel_asked and stopped)
         return self.batch_images[-1] if self.batch_images else None
+
+    async def _draw_sheet(self, batch: Batch, sweep: PanelSweep) -> None:
+        """The sweep's contact sheet, drawn and archived off the event loop; a failure is
+        said on the message line (the images are kept either way)."""
+        try:
+            self.sheet = await asyncio.to_thread(batch.grid, x=sweep.x, y=sweep.y)
+        except Exception as exc:
+            text = exc.message if isinstance(exc, PixeryError) else f"{type(exc).__name__}: {exc}"
+            self._say(self.watcher.settings.redact(f"Could not draw the contact sheet: {text}"))
 
     def _on_batch_progress(self, _snapshot: ProgressSnapshot) -> None:
         """The batch moved on: hand over arrived images, update the words, tell the panel."""
@@ -619,13 +646,15 @@ class PanelController:
     # -- pre-warming ----------------------------------------------------------------------
 
     def prewarm(self, model: str) -> asyncio.Task[None] | None:
-        """Load ``model`` on the server now (``/switch-model``) so the first image is quick."""
+        """Load ``model`` on the server now (``/switch-model``) so the first image is quick;
+        on a pool, on the server its next image would go to."""
         status = self.status
-        url = self.watcher.settings.selfhosted_url
+        pool = isinstance(self.watcher, PoolWatcher) and self.watcher.is_pool
+        url = self.watcher.prewarm_url(model) if pool else self.watcher.settings.selfhosted_url
         if (
             url is None
-            or status.state is not ServerState.HEALTHY
-            or (status.health is not None and status.health.current_model == model)
+            or (not pool and status.state is not ServerState.HEALTHY)
+            or (not pool and status.health is not None and status.health.current_model == model)
             or (self._prewarm_task is not None and not self._prewarm_task.done())
             or self.running
         ):
@@ -640,8 +669,10 @@ class PanelController:
         return task
 
     async def _run_prewarm(self, url: str, model: str) -> None:
+        what = f"loading {model}"
+        pool = isinstance(self.watcher, PoolWatcher) and self.watcher.is_pool
         try:
-            with self.watcher.own_work(f"loading {model}"):
+            with self.watcher.work_on(url, what) if pool else self.watcher.own_work(what):
                 await SelfHostedClient(url).switch_model(model)
         except PixeryError as exc:
             self._say(f"Could not load {model}: {exc.message}")

@@ -8,70 +8,70 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..archive import Archive, get_archive, use_generator
-from ..core.catalog import resolve_model
+from ..core import schema
+from ..core.catalog import CATALOG
 from ..core.config import Settings, env_names, load_settings
 from ..core.errors import ArchiveError, MissingAPIKeyError
-from ..core.images import ReferenceLike
 from ..core.sync import run_sync
-from ..core.types import DEFAULT_IP_ADAPTER_SCALE, DEFAULT_LORA_SCALE, Generation, GenerationRequest
+from ..core.types import Generation, GenerationRequest
 from ..providers import get_provider
-from ..providers.selfhosted import client_for
-from ..providers.status import known_models
+from ..providers.pool import aloras
+from ..providers.servers import known_pool_models
 from .ledger import LEDGER
-from .validation import build_request
+from .validation import build_request, check_lora
 
 __all__ = ["agenerate", "generate", "prepare_request"]
 
 
 async def prepare_request(
-    prompt: str, model: str, settings: Settings, **params: Any
+    prompt: str,
+    model: str,
+    settings: Settings,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    keywords: Collection[str] | None = None,
+    **fields: Any,
 ) -> GenerationRequest:
     """Validate everything that can be checked without drawing; nothing is generated.
 
-    For a LoRA on the self-hosted server this asks the server's ``/loras``, so an
-    unknown LoRA is refused before a slow ``/generate``.
+    ``fields`` are request fields, ``extra`` provider options (``build_request``). For a
+    LoRA on the self-hosted server this then asks the server's ``/loras``, so an unknown
+    LoRA is refused before a slow ``/generate``.
     """
-    local = known_models(settings.selfhosted_url) or ()
-    spec = resolve_model(model, local_models=local)
-    server_loras = None
-    if spec.is_local and params.get("lora"):
-        server_loras = await client_for(settings).loras()
-    request = build_request(prompt, model, local_models=local, server_loras=server_loras, **params)
+    local = known_pool_models(settings) or ()
+    request = build_request(
+        prompt, model, local_models=local, extra=extra, keywords=keywords, **fields
+    )
+    if request.provider == "selfhosted" and request.lora is not None:
+        check_lora(request.lora, await aloras(settings))  # every server's that is up, for a pool
     provider = get_provider(request.provider)
     provider.validate(request)
     if request.provider != "selfhosted" and not settings.has_key(request.provider):
         raise MissingAPIKeyError(
-            f"{spec.display_name} needs an API key: set {env_names(request.provider)} "
-            "in your environment or ~/.env.",
+            f"{CATALOG[request.model].display_name} needs an API key: set "
+            f"{env_names(request.provider)} in your environment or ~/.env.",
             provider=request.provider,
         )
     return request
 
 
+@schema.with_request_fields()
 async def agenerate(
     prompt: str,
     model: str = "animagine",
     *,
-    negative_prompt: str | None = None,
-    width: int = 1024,
-    height: int = 1024,
-    steps: int | None = None,
-    cfg_scale: float | None = None,
-    seed: int | None = None,
-    reference: ReferenceLike | Sequence[ReferenceLike] | None = None,
-    ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE,
-    lora: str | None = None,
-    lora_scale: float = DEFAULT_LORA_SCALE,
     settings: Settings | None = None,
     archive: bool | Archive | str | os.PathLike[str] = True,
-    **extra: Any,
+    **params: Any,
 ) -> Generation:
     """Make one image with ``model`` (an id or alias) and return it.
 
+    The keywords are the request fields (see the signature) and the model's provider
+    options (e.g. ``quality="hd"`` for DALL·E 3); any other is refused, with a suggestion.
     Everything checkable is checked before anything is drawn (``InvalidRequestError``,
     ``MissingAPIKeyError``, ``ConfigurationError``; a LoRA asks the server's ``/loras``).
     Settings are read afresh unless given. The image is archived as soon as it is
@@ -80,21 +80,9 @@ async def agenerate(
     ``ArchiveError`` carries the image as ``.generation``.
     """
     settings = settings if settings is not None else load_settings()
+    fields, options = schema.split(params)
     request = await prepare_request(
-        prompt,
-        model,
-        settings,
-        negative_prompt=negative_prompt,
-        width=width,
-        height=height,
-        steps=steps,
-        cfg_scale=cfg_scale,
-        seed=seed,
-        reference=reference,
-        ip_adapter_scale=ip_adapter_scale,
-        lora=lora,
-        lora_scale=lora_scale,
-        extra=extra or None,
+        prompt, model, settings, extra=options, keywords=_KEYWORDS, **fields
     )
     provider = get_provider(request.provider)
     if archive is False:
@@ -140,10 +128,21 @@ def _save_to_archive(
         raise
 
 
-def generate(prompt: str, model: str = "animagine", **params: Any) -> Generation:
+@schema.with_request_fields()
+def generate(
+    prompt: str,
+    model: str = "animagine",
+    *,
+    settings: Settings | None = None,
+    archive: bool | Archive | str | os.PathLike[str] = True,
+    **params: Any,
+) -> Generation:
     """Sync twin of ``agenerate``; works in scripts and inside a running kernel."""
-    return run_sync(agenerate(prompt, model, **params))
+    return run_sync(agenerate(prompt, model, settings=settings, archive=archive, **params))
 
+
+#: agenerate's keywords, offered as suggestions for a misspelt one.
+_KEYWORDS = schema.keywords_of(agenerate)
 
 # A record regenerates through this layer: hand the archive its generator.
 use_generator(agenerate)

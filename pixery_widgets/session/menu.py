@@ -9,6 +9,11 @@
 
 Greyed entries carry their reason and cannot be chosen. ``pick_selection``
 holds the rule for what stays selected when the menu reorders.
+
+Several servers: the local models are the union of their menus; a model is
+enabled when a server that is up has it downloaded, and its label says which
+servers have it loaded ("pony · loaded on 2", numbered as SELFHOSTED_API_URL
+lists them).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from ..core.catalog import cloud_models, local_model_spec
 from ..core.config import load_settings, missing_key_reason
 from ..core.types import SelfHostedStatus, ServerState
+from ..providers.pool import has_model
 
 __all__ = ["CLOUD_GROUP", "MenuEntry", "build_menu", "model_menu", "pick_selection"]
 
@@ -51,6 +57,11 @@ def _local_group(status: SelfHostedStatus) -> str:
     return f"Local · {gpu}" if gpu else "Local"
 
 
+def _is_loaded(status: SelfHostedStatus, name: str) -> bool:
+    info = status.models.get(name) if status.models else None
+    return bool((info and info.loaded) or (status.health and status.health.current_model == name))
+
+
 def _local_entries(status: SelfHostedStatus) -> list[MenuEntry]:
     group = _local_group(status)
     state = status.state
@@ -58,9 +69,7 @@ def _local_entries(status: SelfHostedStatus) -> list[MenuEntry]:
     for name in status.local_models:
         spec = local_model_spec(name)
         info = status.models.get(name) if status.models else None
-        loaded = bool(
-            (info and info.loaded) or (status.health and status.health.current_model == name)
-        )
+        loaded = _is_loaded(status, name)
         label = f"{spec.display_name} (loaded)" if loaded else spec.display_name
         if state is ServerState.CHECKING:
             enabled, reason = False, "checking…"
@@ -71,6 +80,40 @@ def _local_entries(status: SelfHostedStatus) -> list[MenuEntry]:
         else:
             enabled, reason = True, None
         entries.append(MenuEntry(name, label, "selfhosted", enabled, reason, group, loaded))
+    return entries
+
+
+def _pool_group(servers: tuple[SelfHostedStatus, ...]) -> str:
+    gpus = {s.health.gpu_name if s.health is not None else None for s in servers}
+    if len(gpus) == 1 and None not in gpus:  # every server answered, all with one GPU
+        return f"Local · {len(servers)} × {gpus.pop()}"
+    return f"Local · {len(servers)} servers"
+
+
+def _pool_entries(status: SelfHostedStatus) -> list[MenuEntry]:
+    """The union of the servers' menus; enabled where a server that is up has it downloaded."""
+    servers = status.servers
+    group = _pool_group(servers)
+    entries = []
+    for name in status.local_models:
+        spec = local_model_spec(name)
+        up = [s for s in servers if s.reachable and name in s.local_models]
+        has = [s for s in up if has_model(s, name) is not False]
+        loaded_on = [
+            str(n) for n, s in enumerate(servers, 1) if s.reachable and _is_loaded(s, name)
+        ]
+        label = spec.display_name + (f" · loaded on {', '.join(loaded_on)}" if loaded_on else "")
+        if has:
+            enabled, reason = True, None
+        elif up:
+            enabled, reason = False, "not downloaded"
+        elif any(s.state is ServerState.CHECKING for s in servers):
+            enabled, reason = False, "checking…"
+        else:
+            enabled, reason = False, "offline"
+        entries.append(
+            MenuEntry(name, label, "selfhosted", enabled, reason, group, bool(loaded_on))
+        )
     return entries
 
 
@@ -93,7 +136,7 @@ def build_menu(status: SelfHostedStatus, keys: Iterable[str]) -> list[MenuEntry]
     cloud = _cloud_entries(keys)
     if status.state is ServerState.NOT_CONFIGURED:
         return cloud
-    local = _local_entries(status)
+    local = _pool_entries(status) if status.servers else _local_entries(status)
     if status.reachable:
         return local + cloud
     return cloud + local

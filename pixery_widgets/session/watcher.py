@@ -15,6 +15,11 @@ It never checks while this process has its own work running on the server
 (a generation, a model switch): the server blocks while it draws, so such a
 check would only time out. It shows ``busy`` instead.
 
+A check publishes twice: the state as soon as ``/health`` has answered (with
+the previous check's models and LoRAs, so the menu does not flicker), then the
+fresh details when they come, within the check's 2.5 s
+(``providers.status.CHECK_BUDGET``). A custom ``check`` publishes once, at its end.
+
 Outside a running event loop (a plain script) ``start()`` only notes that a
 check is due; the first ``await watcher.refresh()`` runs it. No thread is
 started behind the caller's back.
@@ -32,7 +37,7 @@ from typing import Any
 from ..core.config import Settings, load_settings
 from ..core.types import SelfHostedStatus, ServerState
 from ..providers.selfhosted import generations_in_flight
-from ..providers.status import acheck_selfhosted, checking_status, known_models
+from ..providers.status import acheck_with_early_health, checking_status, known_models
 
 __all__ = ["HEALTHY_INTERVAL", "OFFLINE_BACKOFF", "QUIET_AFTER", "ServerWatcher", "next_delay"]
 
@@ -62,7 +67,8 @@ class ServerWatcher:
     """The self-hosted server's status as one panel sees it, kept up to date.
 
     Everything that touches the outside world is injectable for tests:
-    ``load`` (settings), ``check`` (the health check), ``sleep`` and ``clock``.
+    ``load`` (settings), ``check`` (the health check; by default
+    ``acheck_with_early_health``, publishing the state early), ``sleep`` and ``clock``.
     """
 
     def __init__(
@@ -70,7 +76,7 @@ class ServerWatcher:
         settings: Settings | None = None,
         *,
         load: Callable[[], Settings] = load_settings,
-        check: Callable[[Settings], Awaitable[SelfHostedStatus]] = acheck_selfhosted,
+        check: Callable[[Settings], Awaitable[SelfHostedStatus]] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         quiet_after: float = QUIET_AFTER,
@@ -215,7 +221,7 @@ class ServerWatcher:
             self.checking = True
             self._notify()
             try:
-                status = await self._check(settings)
+                status = await self._run_check(settings)
             except asyncio.CancelledError:
                 self.checking = False
                 raise
@@ -237,6 +243,23 @@ class ServerWatcher:
             self.failures = self.failures + 1 if status.state is ServerState.OFFLINE else 0
             self._set(status, checking=False)
             return status
+
+    async def _run_check(self, settings: Settings) -> SelfHostedStatus:
+        if self._check is not None:
+            return await self._check(settings)
+        return await acheck_with_early_health(
+            settings, on_health=lambda status: self._healthy_early(settings, status)
+        )
+
+    def _healthy_early(self, settings: Settings, status: SelfHostedStatus) -> None:
+        """``/health`` answered: publish the state now; the details follow."""
+        if settings is not self.settings:  # reloaded meanwhile: this answer is stale
+            return
+        prev = self.status
+        if prev.url == status.url and prev.health is not None:
+            status = dataclasses.replace(status, models=prev.models, loras=prev.loras)
+        self.failures = 0
+        self._set(status, checking=True)
 
     def _set(self, status: SelfHostedStatus, *, checking: bool) -> None:
         self.status = status

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from ._config import SimConfig, model_info
 from ._control import router as control_router
-from ._draw import DrawKey, reference_tint, render_png_base64
+from ._draw import DrawKey, reference_tint, render
 from ._middleware import IDLE_KEY, SimMiddleware
 from ._state import LoggedRequest, SimState
 
@@ -132,7 +132,7 @@ async def generate(body: GenerateRequest, request: Request) -> JSONResponse:
         body.ip_adapter_scale if tint else 0.0,
     )
     await asyncio.sleep(config.gen_seconds)
-    image = await asyncio.to_thread(render_png_base64, key)
+    image = await asyncio.to_thread(render, key, config.texture)
 
     parameters: dict[str, object] = {
         "prompt": body.prompt,

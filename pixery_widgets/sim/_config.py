@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from ._draw import TEXTURES, Texture
 from ._faults import Fault, normalize_faults
 
 
@@ -66,6 +67,7 @@ class SimConfig:
     idle_timeout_minutes: float = 60
     exit_when_idle: bool = False
     faults: dict[str, Fault] = field(default_factory=dict)
+    texture: Texture = "flat"  # "photo": ~1.5 MB PNGs at 1024x1024, "photo-heavy": ~3 MB
 
     def __post_init__(self) -> None:
         self.missing = set(self.missing)
@@ -74,6 +76,8 @@ class SimConfig:
         self.faults = normalize_faults(self.faults)
         if self.start_loaded is not None and self.start_loaded not in self.available_models:
             raise ValueError(f"start_loaded {self.start_loaded!r} is not in available_models")
+        if self.texture not in TEXTURES:
+            raise ValueError(f"texture {self.texture!r} is not one of {', '.join(TEXTURES)}")
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial change (from the control API); unknown keys are an error."""
@@ -100,4 +104,5 @@ class SimConfig:
             "idle_timeout_minutes": self.idle_timeout_minutes,
             "exit_when_idle": self.exit_when_idle,
             "faults": {route: fault.to_json() for route, fault in self.faults.items()},
+            "texture": self.texture,
         }

@@ -126,9 +126,16 @@ class ImageOutput(w.VBox):
         self._sync_strip(len(self.history) - 1)
         self._show(self.history[-1])
 
-    async def ashow_generation(self, generation: Generation) -> None:
-        """As ``show_generation``, with the image work off the event loop."""
-        display_jpeg, thumb = await asyncio.to_thread(preview_images, generation.png_bytes)
+    async def ashow_generation(
+        self,
+        generation: Generation,
+        *,
+        display_jpeg: bytes | None = None,
+        thumb: bytes | None = None,
+    ) -> None:
+        """As ``show_generation``, with the image work (if any is left) off the event loop."""
+        if display_jpeg is None or thumb is None:
+            display_jpeg, thumb = await asyncio.to_thread(preview_images, generation.png_bytes)
         self.show_generation(generation, display_jpeg=display_jpeg, thumb=thumb)
 
     def show_error(self, message: str, *, title: str = "The image could not be made") -> None:

@@ -4,7 +4,8 @@ It shows at once, with what is known without asking (no network on the
 caller's path), and checks the self-hosted server in the background on the
 kernel's event loop. Its buttons start background tasks, so Cancel works
 while no cell runs. A Count above one makes that many images (consecutive
-seeds) as a batch, with a progress bar, each image shown as it arrives. The
+seeds) as a batch, with a progress bar, each image shown as it arrives; the
+open X/Y section makes a sweep, and its contact sheet shows under the section. The
 rules live in ``PanelController`` and ``ServerWatcher``; this module only
 draws them and forwards clicks.
 
@@ -32,13 +33,15 @@ from ..session.batch import Batch
 from ..session.controller import MAX_COUNT, FormValues, PanelController
 from ..session.ledger import LEDGER, CostLedger
 from ..session.menu import MenuEntry
+from ..session.pool_watcher import PoolWatcher
+from ..session.sheet import ContactSheet
 from ..session.validation import RANGES
-from ..session.watcher import ServerWatcher
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown
 from .remix import remix_into, remix_parent, set_reference
 from .status import StatusIndicator
+from .sweep_section import SweepSection
 
 __all__ = ["PixeryPanel"]
 
@@ -78,7 +81,7 @@ class PixeryPanel(w.VBox):
         **kwargs: Any,
     ) -> None:
         load = load or load_settings
-        self.watcher = ServerWatcher(settings if settings is not None else load(), load=load)
+        self.watcher = PoolWatcher(settings if settings is not None else load(), load=load)
         self.controller = PanelController(self.watcher, clock=clock)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._syncing = False
@@ -181,6 +184,8 @@ class PixeryPanel(w.VBox):
         #: A batch's failures (or what a cancel left), in words.
         self.progress_note = w.HTML("")
         self.image_output = ImageOutput()
+        #: The X/Y section (closed: off); the sweep's contact sheet shows under it.
+        self.sweep_section = SweepSection()
         self.image_output.record_bar.panel = self  # its details' Remix loads here
 
         def row(*parts: w.Widget) -> w.HBox:  # a Layout each: hiding one row must not hide all
@@ -204,6 +209,7 @@ class PixeryPanel(w.VBox):
             self._negative_row,
             row(self.size, self.seed, self.count, self._steps_cfg),
             self._reference_row,
+            self.sweep_section,
             row(self.generate_button, self.elapsed, self.cost),
             self._progress_box,
             self.message,
@@ -255,6 +261,11 @@ class PixeryPanel(w.VBox):
         """The batch the Count field started (running or last), or ``None``."""
         return self.controller.batch
 
+    @property
+    def sheet(self) -> ContactSheet | None:
+        """The contact sheet of the last X/Y sweep, or ``None``."""
+        return self.controller.sheet
+
     async def refresh(self) -> SelfHostedStatus:
         """Re-read the settings (SELFHOSTED_API_URL, keys, ``.env``) and check the server now."""
         return await self.watcher.refresh()
@@ -289,6 +300,7 @@ class PixeryPanel(w.VBox):
             lora=self.lora_picker.lora,
             lora_scale=self.lora_picker.lora_scale,
             count=self.count.value,
+            sweep=self.sweep_section.rows(),
         )
 
     def remix(self, record: ArchiveRecord) -> list[str]:
@@ -348,6 +360,7 @@ class PixeryPanel(w.VBox):
         ctrl = self.controller
         snap = ctrl.progress()
         self._render_progress()
+        self.sweep_section.show_sheet(ctrl.sheet)
         if ctrl.running:
             self.generate_button.description = "Cancel"
             self.generate_button.button_style = "warning"

@@ -1,4 +1,8 @@
-"""The self-hosted server's status: a coloured dot, one line, and a refresh button."""
+"""The self-hosted server's status: a coloured dot, one line, and a refresh button.
+
+With several servers, the line is the pool's ("2 of 3 servers up") and a dot
+and a line per server follow it (``server_lines``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ import ipywidgets as w
 
 from ..core.tasks import spawn
 from ..core.types import ServerState
+from ..session.pool_watcher import PoolWatcher
 from ..session.watcher import ServerWatcher, next_delay
+from .server_lines import idle_words, pool_status_text, servers_html, spent_words
 
 __all__ = ["StatusIndicator", "status_text"]
 
@@ -35,8 +41,10 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
-def status_text(watcher: ServerWatcher) -> tuple[str, str]:
+def status_text(watcher: PoolWatcher | ServerWatcher) -> tuple[str, str]:
     """(main line, detail line) in words for the watcher's current status."""
+    if isinstance(watcher, PoolWatcher) and watcher.is_pool:
+        return pool_status_text(watcher)
     status = watcher.status
     state = status.state
     if state is ServerState.NOT_CONFIGURED:
@@ -55,13 +63,10 @@ def status_text(watcher: ServerWatcher) -> tuple[str, str]:
         detail = f"{status.display_url} · checking again{delay} — or press Refresh"
     else:
         line = status.summary()
-        parts = []
-        idle = watcher.idle_seconds()
-        left = watcher.seconds_until_shutdown()
-        if idle is not None:
-            parts.append(f"idle {_minutes(idle)}")
-        if left is not None:
-            parts.append(f"shuts itself down in {_minutes(left)}" if left > 0 else "shutting down")
+        rate = watcher.settings.selfhosted_cost_per_hour
+        parts = idle_words(watcher.idle_seconds(), watcher.seconds_until_shutdown(), rate)
+        if rate and isinstance(watcher, PoolWatcher) and status.url:
+            parts.append(spent_words(watcher.spent_usd(status.url), watcher.first_seen(status.url)))
         if watcher.paused:
             parts.append("auto-check paused so it can idle — press Refresh")
         parts.append(status.display_url or "")
@@ -73,20 +78,20 @@ def status_text(watcher: ServerWatcher) -> tuple[str, str]:
     return line, detail
 
 
-def _next_check(watcher: ServerWatcher) -> str:
+def _next_check(watcher: PoolWatcher | ServerWatcher) -> str:
     delay = next_delay(watcher.status, watcher.failures)
     return f" in {delay:.0f} s" if delay else ""
 
 
 class StatusIndicator(w.HBox):
-    """Shows a ``ServerWatcher``; alone it makes and starts its own.
+    """Shows a ``PoolWatcher`` (or a ``ServerWatcher``); alone it makes and starts its own.
 
     The refresh button re-reads SELFHOSTED_API_URL and the ``.env`` files
     and checks at once (as a background task, so the cell stays free).
     """
 
-    def __init__(self, watcher: ServerWatcher | None = None, **kwargs: Any) -> None:
-        self.watcher = watcher if watcher is not None else ServerWatcher()
+    def __init__(self, watcher: PoolWatcher | ServerWatcher | None = None, **kwargs: Any) -> None:
+        self.watcher = watcher if watcher is not None else PoolWatcher()
         self.text = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.refresh_button = w.Button(
             description="Refresh",
@@ -131,6 +136,11 @@ class StatusIndicator(w.HBox):
                 else ""
             )
             + "</span></div>"
+            + (
+                servers_html(self.watcher)
+                if isinstance(self.watcher, PoolWatcher) and self.watcher.is_pool
+                else ""
+            )
         )
 
     def _on_refresh(self, _button: w.Button) -> None:

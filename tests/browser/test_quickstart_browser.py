@@ -72,7 +72,8 @@ def test_quickstart_runs_in_jupyterlab_and_its_panel_draws_on_generate(
 
     # Press Generate as a user would, with a prompt and a size of our own.
     panel.locator("textarea").first.fill(PROMPT)
-    panel.locator(".widget-dropdown", has_text="Size").locator("select").select_option(label=SIZE)
+    # (by its label: the X/Y section's field menus list "Size" among their options)
+    panel.get_by_label("Size", exact=True).select_option(label=SIZE)
     drawn_before = sum(r.path == "/generate" for r in demo_sim.request_log)
     lab.click_button("Generate")
     caption = lab.wait_visible(
