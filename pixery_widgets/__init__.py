@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from .archive import Archive, ArchiveRecord
+from .archive import Archive, ArchiveRecord, use_browser
 from .core.catalog import CATALOG, SDXL_SIZES, ModelSpec, resolve_model
 from .core.config import Secret, Settings, load_settings
 from .core.errors import (
@@ -58,10 +58,26 @@ from .session.sweep import prompt_sr
 
 #: The widgets load ipywidgets and anywidget: imported on first use, so that
 #: ``import pixery_widgets`` stays quick for scripts and batch jobs.
-_WIDGETS = ("ImageOutput", "LoraPicker", "ModelDropdown", "PixeryPanel", "StatusIndicator")
+_WIDGETS = (
+    "Gallery",
+    "ImageOutput",
+    "LoraPicker",
+    "ModelDropdown",
+    "PixeryPanel",
+    "StatusIndicator",
+    "compare",
+)
 
 if TYPE_CHECKING:
-    from .widgets import ImageOutput, LoraPicker, ModelDropdown, PixeryPanel, StatusIndicator
+    from .widgets import (
+        Gallery,
+        ImageOutput,
+        LoraPicker,
+        ModelDropdown,
+        PixeryPanel,
+        StatusIndicator,
+        compare,
+    )
 
 
 def __getattr__(name: str) -> object:
@@ -82,6 +98,16 @@ def _notebook_progress() -> object | None:
 
 
 use_notebook_reporter(_notebook_progress)
+
+
+def _gallery(archive: Archive, **options: object) -> object:
+    """``Archive.browse()``: the widgets' gallery, loaded on first use."""
+    from .widgets import Gallery
+
+    return Gallery(archive, **options)  # type: ignore[arg-type]
+
+
+use_browser(_gallery)
 
 
 def check_selfhosted(
@@ -113,6 +139,7 @@ __all__ = [
     "ConnectionFailedError",
     "ContentRefusedError",
     "CostLimitError",
+    "Gallery",
     "Generation",
     "GenerationRequest",
     "HealthInfo",
@@ -147,6 +174,7 @@ __all__ = [
     "arun_batch",
     "check_selfhosted",
     "check_servers",
+    "compare",
     "generate",
     "last_batch",
     "load_settings",

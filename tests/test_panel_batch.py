@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pixery_widgets.archive.store import Archive
 from pixery_widgets.core.config import Settings
-from pixery_widgets.session.batch import arun_batch, start_batch
+from pixery_widgets.session.batch_api import arun_batch, start_batch
 from pixery_widgets.session.panel_batch import PanelBatch
 
 

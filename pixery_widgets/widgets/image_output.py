@@ -21,6 +21,7 @@ from ..core.images import data_url, thumbnail_png
 from ..core.palette import STATIC, stylesheet
 from ..core.types import Generation
 from ..session.controller import MAX_COUNT
+from .record_bar import RecordBar
 from .styles import Styles, error_box
 
 __all__ = ["DISPLAY_SIDE", "THUMB_SIDE", "ImageOutput"]
@@ -90,7 +91,11 @@ class ImageOutput(w.VBox):
         )
         self.caption = w.HTML(_note(PLACEHOLDER))
         self.strip = _ImageStrip()
-        super().__init__([self.image, self.caption, self.strip, Styles()], **kwargs)
+        #: Star the image shown, open its details (the gallery's view).
+        self.record_bar = RecordBar()
+        super().__init__(
+            [self.image, self.caption, self.record_bar, self.strip, Styles()], **kwargs
+        )
         self.add_class("pixery")
         self.add_class("pixery-output")
         self.history: list[_Shown] = []
@@ -134,6 +139,7 @@ class ImageOutput(w.VBox):
         self.current = None
         self.image.layout.display = "none"
         self.caption.value = error_box(title, message)
+        self.record_bar.show(None)
         self._sync_strip(-1)
 
     def show_note(self, text: str) -> None:
@@ -143,6 +149,7 @@ class ImageOutput(w.VBox):
     def _show(self, shown: _Shown) -> None:
         self.error = None
         self.current = shown.generation
+        self.record_bar.show(shown.generation)
         with self.hold_sync():
             self.image.value = shown.display_jpeg
             self.image.layout.display = "block"
@@ -170,4 +177,5 @@ class ImageOutput(w.VBox):
         self.error = None
         self.image.layout.display = "none"
         self.caption.value = _note(PLACEHOLDER)
+        self.record_bar.show(None)
         self._sync_strip(-1)

@@ -23,6 +23,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..archive import ArchiveRecord
 from ..core.config import Settings, load_settings
 from ..core.tasks import spawn
 from ..core.types import Generation, SelfHostedStatus
@@ -36,6 +37,7 @@ from . import panel_parts as parts
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown
+from .remix import remix_into, remix_parent, set_reference
 from .status import StatusIndicator
 from .styles import error_text, muted
 from .sweep_section import SweepSection
@@ -108,6 +110,7 @@ class PixeryPanel(w.VBox):
         self.image_output = ImageOutput()
         #: The X/Y section (closed: off); the sweep's contact sheet shows under it.
         self.sweep_section = SweepSection()
+        self.image_output.record_bar.panel = self  # its details' Remix loads here
 
     def _layout_rows(self) -> list[w.Widget]:
         """The panel top to bottom; rows that come and go with the model are kept."""
@@ -214,6 +217,15 @@ class PixeryPanel(w.VBox):
             count=self.count.value,
             sweep=self.sweep_section.rows(),
         )
+
+    def remix(self, record: ArchiveRecord) -> list[str]:
+        """Load an archived record's settings into the form, ready to change and generate;
+        returns what could not be loaded, in words (``widgets/remix.py``)."""
+        return remix_into(self, record)
+
+    def use_reference(self, image: bytes, *, name: str = "reference.png") -> None:
+        """Make ``image`` the reference image of the next generation."""
+        set_reference(self, image, name=name)
 
     # -- from the controller to the widgets -----------------------------------------------
 
@@ -382,7 +394,8 @@ class PixeryPanel(w.VBox):
         if self.controller.running:
             self.controller.cancel()
             return
-        self.controller.start_generation(self.form_values())
+        with remix_parent(self):  # after a remix: the new images are its children
+            self.controller.start_generation(self.form_values())
 
     def _on_reference(self, change: dict[str, Any]) -> None:
         self.clear_reference.layout.display = None if change["new"] else "none"
