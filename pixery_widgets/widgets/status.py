@@ -101,13 +101,16 @@ class StatusIndicator(w.HBox):
         below = (
             f'<br><span class="pixery-status-detail">{html.escape(detail)}</span>' if detail else ""
         )
-        pool = isinstance(self.watcher, PoolWatcher) and self.watcher.is_pool
+        watcher = self.watcher
+        servers = (
+            servers_html(watcher) if isinstance(watcher, PoolWatcher) and watcher.is_pool else ""
+        )
         self.text.value = (  # the dot's colour follows data-state (static/widgets.css)
             '<div class="pixery-status-text">'
             f'<span class="pixery-dot" data-state="{self.state.value}" aria-hidden="true"></span>'
             '<span class="pixery-status-words">'
             f'<span class="pixery-status-line">{html.escape(line)}</span>{below}</span></div>'
-            + (servers_html(self.watcher) if pool else "")
+            f"{servers}"
         )
 
     def _on_refresh(self, _button: w.Button) -> None:

@@ -44,17 +44,6 @@ CHECKS = [
     ("a part alone: its note", ".pixery-lora .pixery-muted", "color", "--jp-ui-font-color2"),
 ]
 
-COMPARE = """([selector, prop, variable]) => {
-  const el = document.querySelector(selector);
-  if (!el) return null;
-  const probe = document.createElement('div');
-  probe.style.color = `var(${variable})`;
-  document.body.appendChild(probe);
-  const want = getComputedStyle(probe).color;
-  probe.remove();
-  return [getComputedStyle(el)[prop.replace(/-([a-z])/g, (_, c) => c.toUpperCase())], want];
-}"""
-
 
 @pytest.fixture
 def faulty_sim() -> Iterator[SimServer]:
@@ -71,15 +60,6 @@ def write_notebook(root: Path, sim: SimServer) -> str:
     return path.name
 
 
-def colours(lab: LabPage) -> dict[str, tuple[str, str]]:
-    found = {}
-    for what, selector, prop, variable in CHECKS:
-        pair = lab.page.evaluate(COMPARE, [selector, prop, variable])
-        assert pair is not None, f"{what}: nothing matches {selector}"
-        found[what] = tuple(pair)
-    return found
-
-
 def test_grids_errors_and_a_part_alone_follow_the_theme(lab: LabPage, faulty_sim: SimServer):
     lab.page.set_viewport_size({"width": 1200, "height": 1100})
     lab.open_notebook(write_notebook(lab.server.root_dir, faulty_sim))
@@ -89,12 +69,12 @@ def test_grids_errors_and_a_part_alone_follow_the_theme(lab: LabPage, faulty_sim
     assert lab.notebook.locator(".pixery-grid-cell img").count() == 2  # one job failed
     assert grid.evaluate("g => getComputedStyle(g.lastElementChild).display") == "flex"
 
-    light = colours(lab)
+    light = lab.theme_colours(CHECKS)
     assert all(got == want for got, want in light.values()), light
     lab.screenshot("palette-1-light", panel=True)
 
     with lab.dark_theme():
-        dark = colours(lab)
+        dark = lab.theme_colours(CHECKS)
         lab.screenshot("palette-2-dark", panel=True)
     assert all(got == want for got, want in dark.values()), dark
     assert dark["grid caption"] != light["grid caption"]  # the theme really changed them
