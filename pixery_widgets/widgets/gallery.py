@@ -28,6 +28,7 @@ import traitlets
 from ..archive import Archive, ArchiveRecord, get_archive, on_changed, on_saved
 from ..core.config import load_settings
 from ..core.errors import InvalidRequestError, PixeryError
+from ..core.palette import STATIC, stylesheet
 from ..session.batch import Batch
 from ..session.gallery import GalleryState, clean_filters
 from ..session.gallery_views import card, compare_view, detail_view
@@ -37,7 +38,6 @@ __all__ = ["Gallery"]
 
 log = logging.getLogger(__name__)
 
-_STATIC = Path(__file__).parent.parent / "static"
 
 #: Kept thumbnails (data URLs, in Python only) beyond the ones in the state.
 _CACHE = 600
@@ -61,8 +61,8 @@ class Gallery(ActionsMixin, anywidget.AnyWidget):
     reference" load into.
     """
 
-    _esm = _STATIC / "gallery.js"
-    _css = _STATIC / "gallery.css"
+    _esm = STATIC / "gallery.js"
+    _css = stylesheet("gallery.css")
 
     mode = traitlets.Unicode("gallery").tag(sync=True)
     query = traitlets.Unicode("").tag(sync=True)
