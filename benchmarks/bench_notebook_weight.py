@@ -34,8 +34,11 @@ SHOW_BATCH = "batch"
 SHOW_PIL = "for g in batch.generations:\n    display(g.image)"
 
 
-def _run_notebook(folder: Path, name: str, cells: list[str]) -> tuple[int, int, int]:
-    """(bytes before running, bytes after, bytes of widget state in the metadata)."""
+def _run_notebook(
+    folder: Path, name: str, cells: list[str], *, timeout: int = 180
+) -> tuple[int, int, int]:
+    """(bytes before running, bytes after, bytes of widget state in the metadata);
+    ``timeout``: seconds a cell may take."""
     import json
 
     import nbformat
@@ -53,7 +56,10 @@ def _run_notebook(folder: Path, name: str, cells: list[str]) -> tuple[int, int, 
     before = path.stat().st_size
     with (folder / f"{name}.kernel.log").open("w") as log:  # the kernel's stderr, kept quiet
         NotebookClient(
-            nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(folder)}},
         ).execute(stderr=log)
     nbformat.write(nb, path)
     widgets = nb.metadata.get("widgets")

@@ -161,28 +161,19 @@ WRITER = textwrap.dedent(
     from tests.test_archive import make_generation
 
     root, mode = sys.argv[1], sys.argv[2]
-    real_fdopen, real_replace = os.fdopen, os.replace
+    real_replace = os.replace
 
     def stall():
         print("stalled", flush=True)
         time.sleep(120)
 
-    class HalfWriter:
-        def __init__(self, handle):
-            self.handle = handle
-        def __enter__(self):
-            return self
-        def __exit__(self, *exc):
-            return self.handle.__exit__(*exc)
-        def write(self, data):
-            self.handle.write(data[: len(data) // 2])
-            self.handle.flush()
-            stall()
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
+    def half_writev(fd, parts):  # the file's first half reaches the disk, then the kill
+        data = b"".join(bytes(part) for part in parts)
+        os.write(fd, data[: len(data) // 2])
+        stall()
 
     if mode == "half":
-        os.fdopen = lambda fd, *a, **k: HalfWriter(real_fdopen(fd, *a, **k))
+        os.writev = half_writev
     else:  # the whole file written, killed before the rename
         os.replace = lambda src, dst: stall() if str(src).endswith(".tmp") else real_replace(src, dst)
     Archive(root, settings=Settings()).save(make_generation("killed while saving", 5))

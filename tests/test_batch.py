@@ -23,12 +23,18 @@ from cloud_fixtures import (
 from PIL import Image
 
 import pixery_widgets as px
+from pixery_widgets.archive.files import thumbnail
 from pixery_widgets.core.catalog import CATALOG
 from pixery_widgets.core.config import Settings
-from pixery_widgets.core.errors import CostLimitError, InvalidRequestError, UnknownModelError
+from pixery_widgets.core.errors import (
+    CostLimitError,
+    InvalidRequestError,
+    PixeryError,
+    UnknownModelError,
+)
 from pixery_widgets.core.types import Generation
 from pixery_widgets.providers.selfhosted import generations_in_flight
-from pixery_widgets.session.batch import Batch
+from pixery_widgets.session.batch import GRID_THUMB_BYTES, Batch, JobFailure
 from pixery_widgets.session.batch_plan import plan_batch, plan_jobs
 from pixery_widgets.session.progress import (
     ProgressSnapshot,
@@ -405,3 +411,38 @@ def test_fifty_image_batch_display_stays_under_two_megabytes():
     assert html.count("<img") == 50
     assert "image/png;base64,iVBOR" not in html  # thumbnails are JPEG, never the PNGs
     assert len(html.encode()) < 2_000_000
+
+
+def test_a_thousand_image_batch_shows_its_first_images_and_stays_under_two_megabytes():
+    jobs = plan_jobs([f"prompt {n}" for n in range(1000)], specs("animagine"), [1])
+    batch = Batch(
+        jobs,
+        params={},
+        settings=Settings(),
+        settings_given=True,
+        archive=None,
+        concurrency=None,
+        estimated_cost_usd=0.0,
+    )
+    thumb = thumbnail(noise_png(256))  # one worst-case thumbnail, for every image
+    tiny = _png()
+    for job in jobs:
+        batch.results[job.index] = Generation(
+            png_bytes=tiny,
+            seed=1,
+            model="animagine",
+            provider="selfhosted",
+            params={},
+            elapsed_s=1.0,
+            cost_usd=0.0,
+        )
+        batch._thumbs[job.index] = thumb
+    batch.results[999] = JobFailure(jobs[999], PixeryError("no answer", reason="timed out"))
+    html = batch._repr_html_()
+    fits = GRID_THUMB_BYTES // len(thumb)
+    assert html.count("<img") == fits < 1000
+    assert f"the first {fits} shown" in html and "1 failed" in html
+    assert len(html.encode()) < 2_000_000
+    del batch.results[fits:]  # a batch that fits is shown whole, without the note
+    batch.jobs = batch.jobs[:fits]
+    assert batch._repr_html_().count("<img") == fits and "shown" not in batch._repr_html_()

@@ -43,6 +43,7 @@ OURS = {
     "bench_memory",
     "bench_menu_latency",
     "bench_notebook_weight",
+    "bench_scale",
     "bench_sweep",
     "bench_pool",
 }
@@ -204,6 +205,20 @@ def test_stall_probe_sees_a_loop_kept_busy() -> None:
 
 def test_rss_is_measured() -> None:
     assert rss_mb() > 1
+
+
+@pytest.mark.timeout(240)
+def test_the_scale_benchmark_runs_its_batch_in_a_kernel_in_quick_mode() -> None:
+    from benchmarks import bench_scale
+
+    rows = bench_scale.run(quick=True)
+    assert [r.kind for r in rows] == ["bound", "bound", "bound"]
+    assert all(r.measured is not None and r.baseline is not None for r in rows)
+    kernel = rows[1].data
+    assert kernel["png_bytes"] > bench_scale.QUICK_JOBS * 10_000  # the batch's images, held
+    assert kernel["grid_cells"] == bench_scale.QUICK_JOBS  # a small batch is shown whole
+    before, after = kernel["notebook_bytes"]
+    assert after > before and kernel["after_mb"] > 0
 
 
 def test_bench_settings_ignore_the_users_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -265,33 +265,19 @@ class _FullDisk:
     def __getattr__(self, name: str) -> Any:
         return getattr(os, name)
 
-    def fdopen(self, fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        return _LimitedFile(os.fdopen(fd, mode, *args, **kwargs), self)
+    def write(self, fd: int, data: Any) -> int:
+        return self.writev(fd, [data])
 
-
-class _LimitedFile:
-    def __init__(self, handle: Any, disk: _FullDisk) -> None:
-        self._handle = handle
-        self._disk = disk
-
-    def write(self, data: bytes) -> int:
-        room = max(0, self._disk.budget)
-        self._handle.write(data[:room])
-        self._disk.budget -= min(room, len(data))
+    def writev(self, fd: int, parts: Any) -> int:
+        data = b"".join(bytes(part) for part in parts)
+        room = max(0, self.budget)
+        if room:
+            os.write(fd, data[:room])  # the partial file really is on disk
+        self.budget -= min(room, len(data))
         if room < len(data):
-            self._handle.flush()  # the partial file really is on disk
-            self._disk.failures += 1
+            self.failures += 1
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return len(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._handle, name)
-
-    def __enter__(self) -> _LimitedFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._handle.close()
 
 
 def test_a_disk_that_fills_up_mid_file_leaves_no_partial_png(sim, tmp_path, monkeypatch):

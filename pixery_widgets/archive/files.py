@@ -14,6 +14,7 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -160,8 +161,11 @@ def _create_temp(path: Path) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary file name", folder)
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent or whole.
+def write_atomic(
+    path: Path, data: bytes | Sequence[bytes | memoryview], *, durable: bool = True
+) -> None:
+    """Write ``data`` (bytes, or pieces written one after the other) to ``path`` so that
+    ``path`` is either absent or whole.
 
     A temporary file in the same directory is written (and fsynced when
     ``durable``), then renamed over ``path``; on any failure the temporary file
@@ -169,11 +173,12 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """
     fd, tmp_name = _create_temp(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        try:
+            _write_all(fd, [data] if isinstance(data, (bytes, bytearray, memoryview)) else data)
             if durable:
-                os.fsync(handle.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -181,6 +186,27 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise
     if durable:
         _fsync_dir(path.parent)
+
+
+#: Most pieces one ``writev`` takes (POSIX guarantees 16; Linux and macOS take 1024).
+_IOV_MAX = 16
+
+
+def _write_all(fd: int, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+    """Write every byte of ``parts`` to ``fd``, in order, without joining them first."""
+    pending = [memoryview(part).cast("B") for part in parts if len(part)]
+    writev = getattr(os, "writev", None)
+    while pending:
+        batch = pending[:_IOV_MAX]
+        written = writev(fd, batch) if writev is not None else os.write(fd, batch[0])
+        if not written:
+            raise OSError(errno.EIO, "the file took none of the bytes written to it")
+        while written:  # drop what went out; a short write leaves the rest of a piece
+            if written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            else:
+                pending[0] = pending[0][written:]
+                written = 0
 
 
 def as_png(raw: bytes) -> bytes:

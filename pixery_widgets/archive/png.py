@@ -1,7 +1,9 @@
 """PNG text chunks, written into the received byte stream and read back.
 
 The image data is kept exactly as it arrived: chunks are spliced in after
-IHDR, so a paid image is never re-encoded to carry its metadata.
+IHDR, so a paid image is never re-encoded to carry its metadata. The archive
+writes the pieces as they are (``text_chunk_parts``: views of the received
+bytes around the new chunks), so a 3 MB image is not copied to carry 2 KB of text.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+
+from ..core.images import PNG_SIGNATURE
+from ..core.images import png_chunks as _png_chunks
 
 __all__ = [
     "PNG_SIGNATURE",
@@ -18,9 +23,9 @@ __all__ = [
     "is_png",
     "is_whole_png",
     "read_text_chunks",
+    "text_chunk_parts",
 ]
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_TYPES = (b"tEXt", b"iTXt", b"zTXt")
 
 
@@ -31,21 +36,6 @@ def is_png(data: bytes) -> bool:
 def is_whole_png(data: bytes) -> bool:
     """A PNG that runs to its IEND chunk (a file cut off while written does not)."""
     return is_png(data) and any(kind == b"IEND" for kind, _, _ in _png_chunks(data))
-
-
-def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
-    """(type, start, end) of each chunk, ``end`` past its CRC; stops at IEND or damage."""
-    pos = len(PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            return
-        yield kind, pos, end
-        if kind == b"IEND":
-            return
-        pos = end
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -62,28 +52,44 @@ def _text_chunk(key: str, value: str) -> bytes:
         return _chunk(b"iTXt", keyword + b"\0\0\0\0\0" + value.encode("utf-8"))
 
 
-def add_text_chunks(png: bytes, texts: Mapping[str, str]) -> bytes:
-    """``png`` with ``texts`` as text chunks right after IHDR; the image data is untouched.
+def text_chunk_parts(png: bytes, texts: Mapping[str, str]) -> list[bytes | memoryview]:
+    """``add_text_chunks`` as pieces to write one after the other: views of ``png`` (no
+    copy) around the new chunks, which go right after IHDR.
 
     Text chunks already there with the same keywords are dropped so readers see
     one value. Raises ``ValueError`` when ``png`` is not a whole PNG.
     """
     if not is_png(png):
         raise ValueError("not a PNG")
-    parts: list[bytes] = [PNG_SIGNATURE]
+    view = memoryview(png)
+    parts: list[bytes | memoryview] = []
+    kept_from = 0  # start of the run of received bytes kept since the last cut
     saw_iend = False
     for kind, start, end in _png_chunks(png):
         if kind in _TEXT_TYPES:
             keyword = png[start + 8 : end - 4].split(b"\0", 1)[0].decode("latin-1")
-            if keyword in texts:
-                continue
-        parts.append(png[start:end])
-        if kind == b"IHDR":
+            if keyword in texts:  # replaced: cut it out of the run
+                parts.append(view[kept_from:start])
+                kept_from = end
+        elif kind == b"IHDR":
+            parts.append(view[kept_from:end])
             parts.extend(_text_chunk(k, v) for k, v in texts.items())
-        saw_iend = saw_iend or kind == b"IEND"
+            kept_from = end
+        if kind == b"IEND":
+            parts.append(view[kept_from:end])
+            saw_iend = True
     if not saw_iend:
         raise ValueError("truncated PNG")
-    return b"".join(parts)
+    return [part for part in parts if len(part)]
+
+
+def add_text_chunks(png: bytes, texts: Mapping[str, str]) -> bytes:
+    """``png`` with ``texts`` as text chunks right after IHDR; the image data is untouched.
+
+    Text chunks already there with the same keywords are dropped so readers see
+    one value. Raises ``ValueError`` when ``png`` is not a whole PNG.
+    """
+    return b"".join(text_chunk_parts(png, texts))
 
 
 def read_text_chunks(png: bytes) -> dict[str, str]:

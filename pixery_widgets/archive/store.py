@@ -51,7 +51,7 @@ from .index import INSERT, INSERT_OR_IGNORE, Index, clean_tags, row_from_fields
 from .infotext import a1111_parameters
 from .leftovers import recover_leftovers
 from .metadata import fields_from_info, generation_info, new_id, slug, utcnow
-from .png import add_text_chunks
+from .png import text_chunk_parts
 from .record import PARENT_ID, ArchiveRecord
 from .upkeep import Cleanup
 
@@ -210,7 +210,8 @@ class Archive(Finder, Changes):
         try:
             pixery_json = self._scrub(json.dumps(info, ensure_ascii=True, default=str))
             texts = {"parameters": self._scrub(a1111_parameters(info)), "pixery": pixery_json}
-            png = add_text_chunks(as_png(generation.png_bytes), texts)
+            # The received bytes around the new chunks, written piece by piece (no copy).
+            png = text_chunk_parts(as_png(generation.png_bytes), texts)
             if generation.request is not None and generation.request.references:
                 self._store_references(info["reference_hash"], generation.request.references)
             # Complete under its final name before this returns (safe against a dead

@@ -13,10 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import os
-from collections.abc import Sequence
+import re
+import struct
+import sys
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -31,6 +36,7 @@ else:
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
+    "PNG_SIGNATURE",
     "TOO_LARGE",
     "as_references",
     "base64_image_bytes",
@@ -38,7 +44,9 @@ __all__ = [
     "data_url",
     "decode_base64_image",
     "image_type",
+    "png_chunks",
     "reference_to_bytes",
+    "split_base64_field",
     "thumbnail_png",
 ]
 
@@ -46,6 +54,7 @@ __all__ = [
 MAX_IMAGE_PIXELS = 64_000_000
 #: The ``reason`` of an ``ImageDecodeError`` for an image that declares too many pixels.
 TOO_LARGE = "image too large"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 #: The image types the package recognises by their first bytes: (MIME type, file suffix).
@@ -101,11 +110,62 @@ def base64_image_bytes(data: object, *, provider: str, label: str | None = None)
         )
     text = data.partition(",")[2] if data.startswith("data:") else data
     try:
-        return base64.b64decode(text, validate=True)
+        return _strict_base64(text)
     except (binascii.Error, ValueError):
         raise ImageDecodeError(
             f"The image in {whose} answer is not valid base64.", provider=provider
         ) from None
+
+
+#: After a key: JSON's whitespace, a colon, the opening quote of a string.
+_COLON_QUOTE = re.compile(rb"[ \t\n\r]*:[ \t\n\r]*\"")
+
+
+def split_base64_field(body: bytes, key: str) -> tuple[bytes, dict[str, Any]] | None:
+    """A JSON answer whose ``key`` holds MBs of base64 → (those bytes decoded, the answer
+    with ``""`` in their place); None when the quick way does not apply.
+
+    ``json.loads`` copies such text twice (the body to text, then the string) before
+    base64 copies it a third time; here it is decoded straight from the body, and only the
+    rest, a few hundred bytes, is parsed as JSON. The quick way applies when ``key``
+    appears once as a key and its string needs no unescaping; the rest must parse and
+    have ``""`` under ``key`` at the top, so the cut was that value. Anything else
+    (escapes, a second ``key``, bad base64, broken JSON) gives None: parse it the usual
+    way, for the same result or the same error in words.
+    """
+    quoted = f'"{key}"'.encode()
+    found = body.find(quoted)
+    after = _COLON_QUOTE.match(body, found + len(quoted)) if found >= 0 else None
+    if after is None:
+        return None
+    start = after.end()
+    end = body.find(b'"', start)
+    if end < 0:
+        return None
+    rest = body[:start] + body[end:]
+    if rest.count(quoted) != 1:  # the value held none (base64 has no quote): one key only
+        return None
+    try:
+        data = json.loads(rest)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get(key) != "":
+        return None
+    if body.startswith(b"data:", start):  # a data: URL: the base64 follows its comma
+        comma = body.find(b",", start, end)
+        start = end if comma < 0 else comma + 1
+    try:
+        raw = _strict_base64(memoryview(body)[start:end])
+    except (binascii.Error, ValueError):
+        return None
+    return (raw, data) if raw else None
+
+
+def _strict_base64(data: str | memoryview) -> bytes:
+    """``base64.b64decode(data, validate=True)`` without its copy of ``data`` (MBs here)."""
+    if sys.version_info >= (3, 11):
+        return binascii.a2b_base64(data, strict_mode=True)
+    return base64.b64decode(data if isinstance(data, str) else data.tobytes(), validate=True)
 
 
 def check_image_bytes(raw: bytes, *, provider: str, label: str | None = None) -> tuple[int, int]:
@@ -121,7 +181,17 @@ def check_image_bytes(raw: bytes, *, provider: str, label: str | None = None) ->
                     provider=provider,
                     reason=TOO_LARGE,
                 )
-            img.verify()
+            if img.format == "PNG":
+                whole = _png_is_whole(raw)
+            else:
+                img.verify()
+                whole = True
+        if not whole:
+            raise ImageDecodeError(
+                f"The image in {whose} answer is not a readable image: its PNG data is cut "
+                "short or damaged.",
+                provider=provider,
+            )
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError:
@@ -136,6 +206,37 @@ def check_image_bytes(raw: bytes, *, provider: str, label: str | None = None) ->
             f"The image in {whose} answer is not a readable image.", provider=provider
         ) from None
     return width, height
+
+
+def png_chunks(data: bytes | memoryview) -> Iterator[tuple[bytes, int, int]]:
+    """(type, start, end) of each chunk of a PNG, ``end`` past its CRC, without copying one.
+
+    Stops after IEND, or before a chunk that runs past the end of ``data`` (cut short).
+    """
+    pos = len(PNG_SIGNATURE)
+    size = len(data)
+    while pos + 12 <= size:
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if end > size:
+            return
+        yield kind, pos, end
+        if kind == b"IEND":
+            return
+        pos = end
+
+
+def _png_is_whole(raw: bytes) -> bool:
+    """Every chunk's CRC checks out, through IEND: what Pillow's ``verify()`` checks for a
+    PNG, on memoryviews instead of a copy of each chunk (a 3 MB PNG is a few dozen)."""
+    view = memoryview(raw)
+    for kind, start, end in png_chunks(view):
+        (crc,) = struct.unpack_from(">I", view, end - 4)
+        if zlib.crc32(view[start + 4 : end - 4]) != crc:
+            return False
+        if kind == b"IEND":
+            return True
+    return False
 
 
 def reference_to_bytes(ref: ReferenceLike) -> bytes:

@@ -25,12 +25,8 @@ import httpx
 
 from ..core import schema
 from ..core.config import NOT_CONFIGURED, URL_ENV_NAME, Settings, mask_url, normalize_url
-from ..core.errors import (
-    BadResponseError,
-    ConfigurationError,
-    ConnectionFailedError,
-)
-from ..core.images import decode_base64_image
+from ..core.errors import BadResponseError, ConfigurationError, ConnectionFailedError
+from ..core.images import check_image_bytes, decode_base64_image, split_base64_field
 from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
 from ._base import OnImage, Provider, encode_json, parse_json, send, within
 from ._selfhosted_errors import error_from_status
@@ -50,6 +46,7 @@ __all__ = [
     "parse_health",
     "parse_loras",
     "parse_models",
+    "read_generate_answer",
 ]
 
 HEALTH_TIMEOUT = 2.0
@@ -163,9 +160,17 @@ def parse_loras(data: Any) -> tuple[str, ...]:
 
 
 def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
-    """``/generate`` JSON → (image bytes, seed, parameters); the image is checked to decode."""
+    """``/generate`` JSON → (image bytes, seed, parameters); the image is checked to decode.
+
+    An ``image`` that is bytes was base64-decoded already, straight from the answer
+    (``read_generate_answer``): it is checked the same way.
+    """
     data = _require_dict(data, "/generate")
-    image = decode_base64_image(data.get("image"), provider="selfhosted", label="your server")
+    image = data.get("image")
+    if isinstance(image, bytes):
+        check_image_bytes(image, provider="selfhosted", label="your server")
+    else:
+        image = decode_base64_image(image, provider="selfhosted", label="your server")
     seed = data.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise BadResponseError(
@@ -173,6 +178,21 @@ def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
         )
     params = data.get("parameters")
     return image, seed, dict(params) if isinstance(params, dict) else {}
+
+
+def read_generate_answer(body: bytes, *, where: str) -> Any:
+    """The ``/generate`` answer's bytes → its JSON for ``parse_generate``.
+
+    The image's base64 is nearly all of it (4 MB for a 3 MB PNG), so when it can be
+    (``split_base64_field``) it is decoded straight from the body, and the JSON holds the
+    bytes; otherwise the whole is parsed, for the same result or the same error.
+    """
+    split = split_base64_field(body, "image")
+    if split is None:
+        return parse_json(body, where=where)
+    image, data = split
+    data["image"] = image
+    return data
 
 
 # -- the client -------------------------------------------------------------------------
@@ -194,14 +214,16 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str] | None]:
 
 
 def _arrived(
-    data: Any,
+    body: bytes,
+    where: str,
     request: GenerationRequest,
     started: float,
     on_image: OnImage | None,
     cost_per_hour: float | None = None,
 ) -> Generation:
-    """The ``/generate`` answer → a checked ``Generation``, handed to ``on_image`` (worker thread)."""
-    image, seed, params = parse_generate(data)
+    """The ``/generate`` answer's bytes → a checked ``Generation``, handed to ``on_image``
+    (worker thread: parsing MBs of JSON would stall the event loop)."""
+    image, seed, params = parse_generate(read_generate_answer(body, where=where))
     elapsed = time.perf_counter() - started
     generation = Generation(
         png_bytes=image,
@@ -241,8 +263,10 @@ class SelfHostedClient:
         timeout: float | httpx.Timeout,
         body: Any = None,
         content: bytes | None = None,
+        parse: bool = True,
     ) -> Any:
-        """``body`` as JSON, or ``content`` already encoded; the answer's JSON."""
+        """``body`` as JSON, or ``content`` already encoded; the answer's JSON (its bytes
+        with ``parse=False``, for an answer parsed off the event loop)."""
         where = _where(self.url)
         url = self._base + path + (f"?{self._query}" if self._query else "")
         try:
@@ -259,7 +283,7 @@ class SelfHostedClient:
             raise await self._maybe_https(exc, where) from None
         if not 200 <= status < 300:
             raise error_from_status(status, raw, where, headers=headers, url=self.url)
-        return parse_json(raw, where=f"{where} ({path})")
+        return parse_json(raw, where=f"{where} ({path})") if parse else raw
 
     async def _maybe_https(self, exc: ConnectionFailedError, where: str) -> ConnectionFailedError:
         """A plain http:// request the server dropped may have hit a TLS port: ask its
@@ -303,17 +327,21 @@ class SelfHostedClient:
     ) -> Generation:
         """Draw one image; ``on_image`` runs in the worker thread that decoded it."""
         started = time.perf_counter()
+        route = "/generate"
         with track_in_flight(self.url):
             if request.references:  # MBs of base64: encoded off the kernel's event loop
                 content = await asyncio.to_thread(encode_json, _generate_body(request))
-                data = await self._json(
-                    "POST", "/generate", timeout=GENERATE_TIMEOUT, content=content
+                answer = await self._json(
+                    "POST", route, timeout=GENERATE_TIMEOUT, content=content, parse=False
                 )
             else:
                 body = _generate_body(request)
-                data = await self._json("POST", "/generate", timeout=GENERATE_TIMEOUT, body=body)
+                answer = await self._json(
+                    "POST", route, timeout=GENERATE_TIMEOUT, body=body, parse=False
+                )
+        where = f"{_where(self.url)} ({route})"
         return await asyncio.to_thread(
-            _arrived, data, request, started, on_image, self.cost_per_hour
+            _arrived, answer, where, request, started, on_image, self.cost_per_hour
         )
 
 

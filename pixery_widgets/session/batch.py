@@ -36,7 +36,14 @@ if TYPE_CHECKING:
 
     from .sheet import ContactSheet
 
-__all__ = ["Batch", "Job", "JobFailure"]
+__all__ = ["GRID_THUMB_BYTES", "Batch", "Job", "JobFailure"]
+
+#: Most thumbnail bytes a batch's grid embeds (a saved notebook keeps them, as base64):
+#: some 300 of the simulator's drawings, 150 of grainy photographs. A bigger batch shows
+#: its first images and says so; every image stays in ``.generations`` and the archive.
+GRID_THUMB_BYTES = 1_000_000
+#: What a thumbnail not made yet is counted as (they are 3–7 KB).
+_THUMB_GUESS = 8_000
 
 
 def _new_batch_id() -> str:
@@ -216,7 +223,9 @@ class Batch(BatchRun):
         from ..core.grid import GridItem, grid_html
 
         items = []
-        for i, (job, result) in enumerate(zip(self.jobs, self.results, strict=True)):
+        shown = self._grid_length()
+        pairs = zip(self.jobs[:shown], self.results[:shown], strict=True)
+        for i, (job, result) in enumerate(pairs):
             caption = job.label()
             short = job.prompt if len(job.prompt) <= 40 else job.prompt[:37] + "…"
             if isinstance(result, Generation):
@@ -243,4 +252,20 @@ class Batch(BatchRun):
                     )
                 )
         where = f" · archived in {self.archive.root}" if self.archive is not None else ""
-        return grid_html(items, header=f"Batch {self.id}: {self.summary()}{where}")
+        cut = (
+            f" · the first {shown} shown (every image is in .generations)"
+            if shown < len(self.jobs)
+            else ""
+        )
+        return grid_html(items, header=f"Batch {self.id}: {self.summary()}{where}{cut}")
+
+    def _grid_length(self) -> int:
+        """How many jobs, from the first, the grid shows: all of them, or as many as fit
+        ``GRID_THUMB_BYTES`` of thumbnails (a saved notebook keeps every one it shows)."""
+        used = 0
+        for i, result in enumerate(self.results):
+            if isinstance(result, Generation):
+                used += len(self._thumbs.get(i) or b"") or _THUMB_GUESS
+                if used > GRID_THUMB_BYTES:
+                    return i
+        return len(self.results)
