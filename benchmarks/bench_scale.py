@@ -71,7 +71,7 @@ print({mark!r} + json.dumps({{
 
 
 def _plan_seconds(jobs: int, runs: int) -> list[float]:
-    from pixery_widgets.session.batch import plan_batch
+    from pixery_widgets.session.batch_plan import plan_batch
 
     with (
         tempfile.TemporaryDirectory(

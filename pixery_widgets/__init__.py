@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from .archive import Archive, ArchiveRecord
+from .archive import Archive, ArchiveRecord, use_browser
 from .core.catalog import CATALOG, SDXL_SIZES, ModelSpec, resolve_model
 from .core.config import Secret, Settings, load_settings
 from .core.errors import (
@@ -47,8 +47,10 @@ from .core.types import (
 from .providers.selfhosted import HEALTH_TIMEOUT
 from .providers.servers import acheck_servers
 from .providers.status import acheck_selfhosted
-from .session.batch import Batch, JobFailure, arun_batch, last_batch, run_batch, start_batch
+from .session.batch import Batch
+from .session.batch_api import arun_batch, last_batch, run_batch, start_batch
 from .session.generate import agenerate, generate
+from .session.jobs import JobFailure
 from .session.ledger import LEDGER as session_ledger
 from .session.menu import MenuEntry, model_menu
 from .session.progress import use_notebook_reporter
@@ -56,10 +58,26 @@ from .session.sweep import prompt_sr
 
 #: The widgets load ipywidgets and anywidget: imported on first use, so that
 #: ``import pixery_widgets`` stays quick for scripts and batch jobs.
-_WIDGETS = ("ImageOutput", "LoraPicker", "ModelDropdown", "PixeryPanel", "StatusIndicator")
+_WIDGETS = (
+    "Gallery",
+    "ImageOutput",
+    "LoraPicker",
+    "ModelDropdown",
+    "PixeryPanel",
+    "StatusIndicator",
+    "compare",
+)
 
 if TYPE_CHECKING:
-    from .widgets import ImageOutput, LoraPicker, ModelDropdown, PixeryPanel, StatusIndicator
+    from .widgets import (
+        Gallery,
+        ImageOutput,
+        LoraPicker,
+        ModelDropdown,
+        PixeryPanel,
+        StatusIndicator,
+        compare,
+    )
 
 
 def __getattr__(name: str) -> object:
@@ -80,6 +98,16 @@ def _notebook_progress() -> object | None:
 
 
 use_notebook_reporter(_notebook_progress)
+
+
+def _gallery(archive: Archive, **options: object) -> object:
+    """``Archive.browse()``: the widgets' gallery, loaded on first use."""
+    from .widgets import Gallery
+
+    return Gallery(archive, **options)  # type: ignore[arg-type]
+
+
+use_browser(_gallery)
 
 
 def check_selfhosted(
@@ -111,6 +139,7 @@ __all__ = [
     "ConnectionFailedError",
     "ContentRefusedError",
     "CostLimitError",
+    "Gallery",
     "Generation",
     "GenerationRequest",
     "HealthInfo",
@@ -145,6 +174,7 @@ __all__ = [
     "arun_batch",
     "check_selfhosted",
     "check_servers",
+    "compare",
     "generate",
     "last_batch",
     "load_settings",

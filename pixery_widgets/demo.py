@@ -15,10 +15,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import sim
+
+if sim.MISSING_EXTRA is not None:  # said in a sentence, not a traceback
+    sys.exit(sim.MISSING_EXTRA)
+
 from .sim import SimConfig, SimPool
 from .sim._pool import interrupt_event
 
+#: The quick-start notebook: the repository's own when run from a clone, else the copy
+#: the package carries, written into the working directory (a wheel has no notebooks/).
 NOTEBOOK = Path("notebooks") / "01-quickstart.ipynb"
+SHIPPED = Path(__file__).parent / "notebooks" / "01-quickstart.ipynb"
+
+
+def quickstart_notebook(cwd: Path) -> Path:
+    """The notebook JupyterLab opens: ``notebooks/01-quickstart.ipynb`` under ``cwd``,
+    written there from the package's copy when it is not there yet."""
+    target = cwd / NOTEBOOK
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(SHIPPED.read_bytes())
+        print(f"Wrote the quick-start notebook to {target}.")
+    return NOTEBOOK
 
 
 def start_simulators(servers: int, port: int, gen_seconds: float) -> SimPool:
@@ -47,7 +66,7 @@ def run_lab(url: str, lab_port: int) -> int:
         "-m",
         "jupyter",
         "lab",
-        str(NOTEBOOK),
+        str(quickstart_notebook(Path.cwd())),
         f"--ServerApp.port={lab_port}",
         "--ServerApp.ip=127.0.0.1",
     ]

@@ -34,7 +34,8 @@ from pixery_widgets.core.errors import (
 )
 from pixery_widgets.core.types import Generation
 from pixery_widgets.providers.selfhosted import generations_in_flight
-from pixery_widgets.session.batch import GRID_THUMB_BYTES, Batch, JobFailure, plan_batch, plan_jobs
+from pixery_widgets.session.batch import GRID_THUMB_BYTES, Batch, JobFailure
+from pixery_widgets.session.batch_plan import plan_batch, plan_jobs
 from pixery_widgets.session.progress import (
     ProgressSnapshot,
     TextProgress,
@@ -321,7 +322,17 @@ def test_eta_extrapolates_from_settled_jobs():
     assert snap().eta_s == pytest.approx(8.0 / 4 * 6)
     assert snap(done=0, failed=0).eta_s is None
     assert snap(finished=True).eta_s is None
-    assert snap().summary() == "3/10 done · 1 failed · 00:08 elapsed · ETA 00:12 · $0.120"
+    assert snap().summary() == (
+        "3 of 10 done · 1 failed · 00:08 elapsed · about 00:12 left · $0.120"
+    )
+
+
+def test_cancelled_jobs_are_counted_apart_from_failures_and_settle_like_them():
+    stopped = snap(cancelled=2)
+    assert stopped.settled == 6 and stopped.eta_s == pytest.approx(8.0 / 6 * 4)
+    assert stopped.summary() == (
+        "3 of 10 done · 1 failed · 2 cancelled · 00:08 elapsed · about 00:05 left · $0.120"
+    )
 
 
 def test_text_progress_is_one_line_on_the_stream():
@@ -332,7 +343,7 @@ def test_text_progress_is_one_line_on_the_stream():
     bar.close()
     out = stream.getvalue()
     assert out.count("\n") == 1 and out.endswith("\n")
-    assert out.split("\r")[-1].strip().startswith("[##########] 9/10 done · 1 failed")
+    assert out.split("\r")[-1].strip().startswith("[##########] 9 of 10 done · 1 failed")
 
 
 def test_widget_progress_updates_bar_and_label_through_traits():
@@ -341,7 +352,7 @@ def test_widget_progress_updates_bar_and_label_through_traits():
     assert shown == [widget.box]
     widget(snap())
     assert (widget.bar.value, widget.bar.max) == (4, 10)
-    assert "ETA" in widget.label.value
+    assert "about 00:12 left" in widget.label.value
     widget(snap(done=10, failed=0, finished=True))
     assert widget.bar.value == 10 and widget.bar.bar_style == "success"
 
@@ -360,7 +371,7 @@ def test_a_batch_reports_progress_to_a_callable_and_stays_quiet_without(sim, tmp
     run(px.arun_batch(["x"], settings=settings, progress=False))
     assert capsys.readouterr().err == ""
     run(px.arun_batch(["x"], settings=settings))
-    assert "1/1 done" in capsys.readouterr().err
+    assert "1 of 1 done" in capsys.readouterr().err
 
 
 # -- display -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import sqlite3
 import sys
 import time
 import types
@@ -37,6 +38,7 @@ from benchmarks._harness import (  # noqa: E402
 
 OURS = {
     "bench_client_overhead",
+    "bench_gallery",
     "bench_kernel_stall",
     "bench_memory",
     "bench_menu_latency",
@@ -260,3 +262,28 @@ def test_pool_benchmark_runs_a_small_spread_and_a_death_to_the_end() -> None:
     death = bench_pool.measure_death(jobs=6, runs=1, servers=3)
     (only,) = death["runs"]
     assert sum(only["per_server"]) == 6 and only["left"] <= 3
+
+
+def test_the_gallery_benchmarks_archive_is_a_real_archive_the_gallery_shows(tmp_path: Path) -> None:
+    from benchmarks import bench_gallery
+    from pixery_widgets.archive import Archive
+    from pixery_widgets.core.config import Settings
+    from pixery_widgets.widgets.gallery import Gallery
+
+    bench_gallery.build(tmp_path / "archive", 2000)
+    archive = Archive(tmp_path / "archive", settings=Settings())
+    gallery = Gallery(archive, page_size=bench_gallery.PAGE)
+    assert gallery.total == 2000 and len(gallery.records) == bench_gallery.PAGE
+    assert all(card["thumb"].startswith("data:image/jpeg") for card in gallery.records)
+    assert gallery.records[0]["id"] == "bench-001999"  # newest first
+    gallery.command("search", query=bench_gallery._COMMON)
+    assert gallery.total == 200  # one prompt in ten
+    gallery.command("search", query=bench_gallery._RARE)
+    assert gallery.total == 2  # one in a thousand
+    assert archive.tags() and archive.models() == ["animagine", "gemini-flash", "noobai", "pony"]
+    gallery.close()
+    archive.close()
+    with sqlite3.connect(tmp_path / "archive" / "index.sqlite") as bare:  # the baselines run
+        assert len(bare.execute(bench_gallery.BARE_PAGE, (60,)).fetchall()) == 60
+        words = bare.execute(bench_gallery.BARE_WORDS, ('"1girl"*', 60)).fetchall()
+        assert len(words) == 60

@@ -34,7 +34,7 @@ from pixery_widgets.core.errors import (
 from pixery_widgets.core.types import ServerState
 from pixery_widgets.providers.selfhosted import SelfHostedClient
 from pixery_widgets.providers.status import acheck_selfhosted
-from pixery_widgets.session import batch as batch_module
+from pixery_widgets.session import batch_run
 
 URL = "http://203.0.113.7:8000"
 HTTPS_WORDS = "it expects https://"
@@ -168,7 +168,7 @@ class Waits:
 @pytest.fixture
 def waits(monkeypatch) -> Waits:
     recorder = Waits()
-    monkeypatch.setattr(batch_module, "_sleep", recorder, raising=False)
+    monkeypatch.setattr(batch_run, "_sleep", recorder)
     return recorder
 
 
@@ -194,7 +194,7 @@ def test_a_batch_waits_out_a_429_instead_of_failing_its_jobs(tmp_path, waits):
 
 
 def test_a_batch_gives_up_after_a_few_waits_and_never_waits_too_long(tmp_path, waits):
-    retries = batch_module.RATE_LIMIT_RETRIES
+    retries = batch_run.RATE_LIMIT_RETRIES
     done, route = batch_over(tmp_path, [limited(None)] * (retries + 1) + [limited("3600")])
     assert len(done.failed) == 2 and not done.generations
     first, second = (f.error for f in done.failed)

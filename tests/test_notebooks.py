@@ -27,6 +27,7 @@ EXPECTED = [
     "02-batch-prompts.ipynb",
     "03-self-hosted-server.ipynb",
     "04-cloud-providers.ipynb",
+    "05-explore.ipynb",
     "06-several-servers.ipynb",
     "07-sweeps.ipynb",
 ]
@@ -38,6 +39,7 @@ ARCHIVED = {
     "02-batch-prompts.ipynb": 6 + 3 + 2 + 2 + 3 + 1,
     "03-self-hosted-server.ipynb": 3 + 2,
     "04-cloud-providers.ipynb": 0,
+    "05-explore.ipynb": 6 + 1 + 1,  # the batch, the remixed image, the variation
     "06-several-servers.ipynb": 12 + 18,
     "07-sweeps.ipynb": 9 + 3 + 12,
 }

@@ -250,3 +250,60 @@ def test_nothing_in_the_project_points_to_the_design_notes_outside_it() -> None:
         p.relative_to(ROOT).as_posix() for p in files if SPEC_FILE.encode() in p.read_bytes()
     ]
     assert mentions == []
+
+
+# -- the demo and the simulator from an installed wheel ----------------------------------------
+
+
+def test_the_wheel_carries_the_quick_start_notebook_as_in_the_repository(dists: Dists) -> None:
+    shipped = dists.wheel_file("pixery_widgets/notebooks/01-quickstart.ipynb")
+    assert shipped == (ROOT / "notebooks" / "01-quickstart.ipynb").read_bytes()
+
+
+def test_the_demo_writes_the_quick_start_notebook_where_there_is_none(tmp_path: Path) -> None:
+    from pixery_widgets import demo
+
+    opened = demo.quickstart_notebook(tmp_path)
+    written = tmp_path / opened
+    assert written.read_bytes() == (ROOT / "notebooks" / "01-quickstart.ipynb").read_bytes()
+    written.write_text("the user's own edits")
+    demo.quickstart_notebook(tmp_path)  # never overwritten
+    assert written.read_text() == "the user's own edits"
+
+
+#: Runs a module as ``python -m`` would, with the sim extra's packages made unimportable.
+_WITHOUT_EXTRA = """
+import importlib.abc, runpy, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("fastapi", "uvicorn", "starlette"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+runpy.run_module(sys.argv[1], run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module", ["pixery_widgets.sim", "pixery_widgets.demo"])
+def test_without_the_sim_extra_the_simulator_says_what_to_install(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRA, module],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert "pip install 'pixery-widgets[sim]'" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_without_the_sim_extra_the_package_itself_still_imports() -> None:
+    code = _WITHOUT_EXTRA.replace(
+        'runpy.run_module(sys.argv[1], run_name="__main__", alter_sys=True)',
+        "import pixery_widgets as px, pixery_widgets.sim as sim; print(sim.MISSING_EXTRA)",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'pixery-widgets[sim]'" in result.stdout

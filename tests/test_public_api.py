@@ -14,14 +14,14 @@ import pixery_widgets as px
 PUBLIC = {
     "CATALOG", "SDXL_SIZES", "Archive", "ArchiveError", "ArchiveRecord", "AuthenticationError",
     "BadResponseError", "Batch", "ConfigurationError", "ConnectionFailedError",
-    "ContentRefusedError", "CostLimitError", "Generation", "GenerationRequest", "HealthInfo",
+    "ContentRefusedError", "CostLimitError", "Gallery", "Generation", "GenerationRequest", "HealthInfo",
     "ImageDecodeError", "ImageOutput", "InvalidRequestError", "JobFailure", "LocalModelInfo",
     "LoraPicker", "MenuEntry", "MissingAPIKeyError", "ModelDropdown", "ModelSpec",
     "ModelUnavailableError", "PixeryError", "PixeryPanel", "RateLimitError",
     "RequestRejectedError", "Secret", "SelfHostedStatus", "ServerError", "ServerState",
     "ServerTimeoutError", "Settings", "StatusIndicator", "UnknownLoraError", "UnknownModelError",
     "__version__", "acheck_selfhosted", "acheck_servers", "agenerate", "arun_batch",
-    "check_selfhosted", "check_servers", "generate", "last_batch", "load_settings",
+    "check_selfhosted", "check_servers", "compare", "generate", "last_batch", "load_settings",
     "model_menu", "prompt_sr", "resolve_model", "run_batch", "session_ledger", "start_batch",
 }  # fmt: skip
 

@@ -18,7 +18,7 @@ from pixery_widgets.archive.png import read_text_chunks
 from pixery_widgets.archive.sheets import SHEET_CHUNK, read_sheet, sheet_paths
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import InvalidRequestError
-from pixery_widgets.session.batch import plan_batch
+from pixery_widgets.session.batch_plan import plan_batch
 from pixery_widgets.session.sheet import DISPLAY_CELL, DISPLAY_PIXELS
 from pixery_widgets.session.sheet_draw import BLANK, FAIL, FAIL_INK, PAPER
 

@@ -18,7 +18,7 @@ from pixery_widgets.core.errors import (
     UnknownLoraError,
 )
 from pixery_widgets.providers import get_provider
-from pixery_widgets.session.batch import plan_batch
+from pixery_widgets.session.batch_plan import plan_batch
 from pixery_widgets.session.sweep import axis_names, plan_sweep, prompt_sr, value_label
 from pixery_widgets.session.sweep_text import (
     MAX_PANEL_IMAGES,

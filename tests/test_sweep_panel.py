@@ -48,7 +48,8 @@ def test_the_section_is_closed_and_off_until_opened_with_a_field_and_values():
     assert "CFG scale 4, 6, 8 × LoRA none, pixel_art: 6 images" in section.note.value
     section.y_values.value = "none, 'x"  # still text: fine
     section.x_values.value = "4-8 (+0)"
-    assert "never reaches its end" in section.note.value and "error-color" in section.note.value
+    assert "never reaches its end" in section.note.value
+    assert section.note.value.startswith('<span class="pixery-error-text">')  # error colour
     section.x_field.value = ""
     assert section.rows() == ()  # no X: no sweep
     options = [label for label, _ in section.x_field.options]

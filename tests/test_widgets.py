@@ -654,7 +654,7 @@ def test_a_failed_job_in_a_batch_is_shown_in_words_while_the_others_arrive(tmp_p
     panel, (early_note, shown_then) = run(body)
     assert "1 of 4 failed: Your server at" in early_note and shown_then < 3
     assert "refused the request" in panel.progress_note.value
-    assert "--jp-error-color1" in panel.progress_note.value
+    assert 'class="pixery-error-text"' in panel.progress_note.value  # the palette's error colour
     out = panel.image_output
     assert [s.generation.seed for s in out.history] == [11, 12, 13]
     assert out.error is None and out.current.seed == 13  # the images stay; no error box

@@ -13,13 +13,15 @@ Beside the providers, above the core: it imports only ``core``. Its rooms:
 - ``upkeep``: reindex, empty the trash, forget missing files;
 - ``leftovers``: temporary files of a process killed while saving;
 - ``store``: ``Archive``, which ties them together;
-- ``registry``: one ``Archive`` per directory for the process.
+- ``registry``: one ``Archive`` per directory for the process;
+- ``events``: listeners told of each new or changed image (a gallery shows it at once).
 
 Regenerating a record needs ``agenerate`` from the session layer above; that
 goes through one seam, ``use_generator``, which the session layer calls when it
-is imported.
+is imported; ``Archive.browse()`` opens the widgets' gallery through ``use_browser``.
 """
 
+from .events import on_changed, on_saved, use_browser
 from .files import write_atomic
 from .infotext import a1111_parameters
 from .png import add_text_chunks, read_text_chunks
@@ -36,7 +38,10 @@ __all__ = [
     "a1111_parameters",
     "add_text_chunks",
     "get_archive",
+    "on_changed",
+    "on_saved",
     "read_text_chunks",
+    "use_browser",
     "use_generator",
     "write_atomic",
 ]

@@ -7,9 +7,11 @@ id raises ``RecordNotFoundError``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import RecordNotFoundError
+from .events import announce_changed
 from .index import Index, clean_tags
 from .metadata import utcnow
 from .record import ArchiveRecord
@@ -21,6 +23,7 @@ class Changes:
     """Star, tag and trash the records of the index at ``_index``."""
 
     _index: Index
+    root: Path
 
     if TYPE_CHECKING:  # provided by Finder, the other half of Archive
 
@@ -36,6 +39,7 @@ class Changes:
                 conn.execute(sql, (*args, record_id))
         if found is None:
             raise self._not_found(record_id)
+        announce_changed(self.root, record_id)  # an open gallery redraws it
         return self.get(record_id)
 
     def star(self, record: str | ArchiveRecord, *, starred: bool = True) -> ArchiveRecord:
@@ -64,6 +68,7 @@ class Changes:
                 )
         if found is None:
             raise self._not_found(record_id)
+        announce_changed(self.root, record_id)  # an open gallery redraws it
         return self.get(record_id)
 
     def untag(self, record: str | ArchiveRecord, *tags: str) -> ArchiveRecord:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ArchiveError, InvalidRequestError, RecordNotFoundError
+from .events import browser
 from .index import ORDER, SELECT, Filters, Index
 from .record import ArchiveRecord, Records
 from .schema import COLUMNS
@@ -177,9 +178,16 @@ class Finder:
 
     def tags(self) -> dict[str, int]:
         """Every tag in use (outside the trash) with how many records carry it, commonest first."""
+        # All tags counted on the tag index, less those on trashed records (found through
+        # the trash's own small index): a join of every tag with its record took 0.1 s at
+        # 10,000 tagged images.
         rows = self._query(
-            "SELECT t.tag, COUNT(*) AS n FROM tags AS t JOIN generations AS g ON g.id = t.record_id "
-            "WHERE g.trashed_at IS NULL GROUP BY t.tag ORDER BY n DESC, t.tag"
+            "SELECT t.tag, t.n - coalesce(gone.n, 0) AS n "
+            "FROM (SELECT tag, COUNT(*) AS n FROM tags GROUP BY tag) AS t LEFT JOIN "
+            "(SELECT u.tag, COUNT(*) AS n FROM generations AS g INDEXED BY generations_trashed "
+            "CROSS JOIN tags AS u "
+            "ON u.record_id = g.id WHERE g.trashed_at IS NOT NULL GROUP BY u.tag) AS gone "
+            "ON gone.tag = t.tag WHERE t.n - coalesce(gone.n, 0) > 0 ORDER BY n DESC, t.tag"
         )
         return {row[0]: int(row[1]) for row in rows}
 
@@ -200,6 +208,13 @@ class Finder:
             f"{column} > v.x) FROM v WHERE v.x IS NOT NULL) SELECT x FROM v WHERE x IS NOT NULL"
         )
         return [str(row[0]) for row in rows if row[0] != ""]
+
+    def browse(self, **options: Any) -> Any:
+        """A gallery of this archive in a notebook (``px.Gallery(archive, **options)``)."""
+        make = browser()
+        if make is None:
+            raise ArchiveError("Browsing needs pixery_widgets imported (it wires the gallery).")
+        return make(self, **options)
 
     def _repr_html_(self) -> str:
         return self.records(limit=50)._repr_html_()

@@ -44,6 +44,7 @@ from ..core.errors import ArchiveError
 from ..core.types import Generation
 from . import upkeep
 from .changes import Changes
+from .events import announce_saved
 from .files import GroupSync, as_png, reference_ext, thumbnail, write_atomic, write_thumbnail
 from .finder import Finder
 from .index import INSERT, INSERT_OR_IGNORE, Index, clean_tags, row_from_fields
@@ -351,6 +352,8 @@ class Archive(Finder, Changes):
                     "INSERT OR IGNORE INTO tags (record_id, tag) VALUES (?, ?)",
                     [(row[0], t) for t in tags],
                 )
+        if added:
+            announce_saved(self.root, str(row[0]))
         return added
 
     def _record_from_info(

@@ -341,3 +341,11 @@ def load_settings(
         selfhosted_cost_per_hour=cost,
         cost_error=cost_error,
     )
+
+
+#: The one sentence saying no self-hosted server is configured, and what to do about it
+#: (errors, the status and the panel all say it so).
+NOT_CONFIGURED = (
+    f"No self-hosted server is configured: set {URL_ENV_NAME} (in the environment or a .env "
+    "file) to its address, e.g. http://203.0.113.7:8000."
+)

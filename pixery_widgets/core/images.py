@@ -41,7 +41,9 @@ __all__ = [
     "as_references",
     "base64_image_bytes",
     "check_image_bytes",
+    "data_url",
     "decode_base64_image",
+    "image_type",
     "png_chunks",
     "reference_to_bytes",
     "split_base64_field",
@@ -53,6 +55,33 @@ MAX_IMAGE_PIXELS = 64_000_000
 #: The ``reason`` of an ``ImageDecodeError`` for an image that declares too many pixels.
 TOO_LARGE = "image too large"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+#: The image types the package recognises by their first bytes: (MIME type, file suffix).
+PNG = ("image/png", "png")
+JPEG = ("image/jpeg", "jpg")
+WEBP = ("image/webp", "webp")
+GIF = ("image/gif", "gif")
+
+
+def image_type(raw: bytes) -> tuple[str, str] | None:
+    """(MIME type, file suffix) of PNG, JPEG, WebP or GIF bytes, told by their
+    signature; ``None`` for anything else. The one sniff of image bytes."""
+    if raw[:8] == b"\x89PNG\r\n\x1a\n":
+        return PNG
+    if raw[:3] == b"\xff\xd8\xff":
+        return JPEG
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        return WEBP
+    if raw[:6] in (b"GIF87a", b"GIF89a"):
+        return GIF
+    return None
+
+
+def data_url(raw: bytes) -> str:
+    """The image as a ``data:`` URL (for small thumbnails embedded in HTML or widget state)."""
+    mime = (image_type(raw) or JPEG)[0]
+    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
 
 
 def _whose(label: str) -> str:

@@ -1,26 +1,34 @@
-"""Background work (a click, a follow-up check): kept referenced, its failure shown, not lost.
+"""Background work (a click, a follow-up check, a batch's saves): the one way to start it.
 
-Shared by the panel's logic and its widgets.
+A task on the event loop that nobody awaits must be kept referenced (the loop
+holds only a weak reference, so it could be garbage-collected mid-way) and its
+failure must be seen. ``spawn`` does both for every such task in the package.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 __all__ = ["spawn"]
 
+log = logging.getLogger(__name__)
+
 
 def spawn(
     coro: Coroutine[Any, Any, Any],
     tasks: set[asyncio.Task[Any]],
-    on_error: Callable[[str], None],
+    on_error: Callable[[str], None] | None = None,
     *,
     name: str | None = None,
 ) -> asyncio.Task[Any] | None:
-    """Run ``coro`` on the running loop; ``on_error`` gets an unexpected exception in words.
+    """Run ``coro`` on the running loop as a task kept in ``tasks`` until it ends.
 
+    An unexpected exception is logged with its traceback and, in words, given to
+    ``on_error`` (to show it where the user looks). A cancel is not a failure,
+    nor is an interrupt (``KeyboardInterrupt``: handled where it was raised).
     Without a running loop (a plain script) the coroutine is closed unrun and
     ``None`` is returned; the caller decides what to show.
     """
@@ -34,8 +42,13 @@ def spawn(
 
     def done(t: asyncio.Task[Any]) -> None:
         tasks.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            exc = t.exception()
+        if t.cancelled():
+            return
+        exc = t.exception()  # retrieved, so asyncio does not warn about it later
+        if not isinstance(exc, Exception):
+            return
+        log.error("Background task %s failed", t.get_name(), exc_info=exc)
+        if on_error is not None:
             on_error(f"{type(exc).__name__}: {exc}")
 
     task.add_done_callback(done)

@@ -23,12 +23,27 @@ __all__ = [
     "LocalModelInfo",
     "SelfHostedStatus",
     "ServerState",
+    "caption_line",
+    "seed_words",
 ]
 
 
 #: Defaults of a request's IP-Adapter and LoRA strengths (the server's own; from the schema).
 DEFAULT_IP_ADAPTER_SCALE: float = schema.field("ip_adapter_scale").default
 DEFAULT_LORA_SCALE: float = schema.field("lora_scale").default
+
+
+def seed_words(seed: int | None) -> str:
+    """``"seed 7"``, or ``"random seed"`` when the back end chose one and did not say."""
+    return f"seed {seed}" if seed is not None else "random seed"
+
+
+def caption_line(model: str, seed: int | None, *details: str) -> str:
+    """An image's caption: ``animagine · seed 7 · 1024×1024 · …`` (empty details left out).
+
+    Every caption (the panel's, a batch's grid, a job's label) is worded here.
+    """
+    return " · ".join([model, seed_words(seed), *(d for d in details if d)])
 
 
 @dataclass(frozen=True)
@@ -137,14 +152,19 @@ class Generation:
         return str(self.params.get("prompt", self.request.prompt if self.request else ""))
 
     def caption(self) -> str:
+        """Model, seed, size, time taken, cost and where it was saved, in one line."""
         width, height = self.params.get("width"), self.params.get("height")
         if width is None or height is None:
             width, height = self.size
-        parts = [self.model, f"seed {self.seed}" if self.seed is not None else "seed n/a"]
-        parts += [f"{width}×{height}", f"{self.elapsed_s:.1f} s", f"${self.cost_usd:.3f}"]
-        if self.path is not None:
-            parts.append(_short_path(self.path))
-        return " · ".join(parts)
+        where = _short_path(self.path) if self.path is not None else ""
+        return caption_line(
+            self.model,
+            self.seed,
+            f"{width}×{height}",
+            f"{self.elapsed_s:.1f} s",
+            f"${self.cost_usd:.3f}",
+            where,
+        )
 
     def __repr__(self) -> str:
         prompt = self.prompt
@@ -280,25 +300,36 @@ class SelfHostedStatus:
 
         return mask_url(self.url) if self.url else None
 
-    def summary(self) -> str:
-        """The status in one line of words (the indicator words its own line for every
-        state but healthy, adding what only the watcher knows)."""
+    def headline(self) -> tuple[str, str]:
+        """(the state in a few words, the detail): every wording of a status is here.
+
+        The status indicator shows both lines, adding what only its watcher knows.
+        """
         url = self.display_url or ""
         if self.servers:  # several servers: the reason counts them ("2 of 3 servers up")
             if self.state is ServerState.HEALTHY:
-                return self.reason or f"{len(self.servers)} servers"
-            return f"{self.state.value.capitalize()}: {self.reason}"
+                return self.reason or f"{len(self.servers)} servers", ""
+            if self.state is ServerState.CHECKING:
+                return f"Checking your {len(self.servers)} servers…", ""
+            return f"{self.state.value.capitalize()}: {self.reason}", ""
         if self.state is ServerState.NOT_CONFIGURED:
-            return self.reason or "Self-hosted server not configured (set SELFHOSTED_API_URL)."
+            from .config import NOT_CONFIGURED
+
+            return "Self-hosted server: not configured", self.reason or NOT_CONFIGURED
         if self.state is ServerState.CHECKING:
-            return f"Checking {url}…"
+            return "Checking your server…", url
         if self.state is ServerState.OFFLINE:
-            return f"Offline: {self.reason or 'no answer'} ({url})"
+            return f"Offline: {self.reason or 'no answer'}", url
         if self.state is ServerState.BUSY:
-            return f"Busy: drawing an image ({url})"
+            return f"Busy: {self.reason or 'drawing an image'}", url
         h = self.health
-        assert h is not None
+        if h is None:  # healthy without its answer: only a hand-made status
+            return "Healthy", url
         gpu = h.gpu_name or "unknown GPU"
         loaded = h.current_model or "no model loaded"
         vram = f", {h.vram_allocated_gb:.1f} GB VRAM" if h.vram_allocated_gb is not None else ""
-        return f"Healthy: {gpu}, {loaded}{vram}"
+        return f"Healthy: {gpu}, {loaded}{vram}", url
+
+    def summary(self) -> str:
+        """The status in one line of words: ``Offline: timed out · http://…``."""
+        return " · ".join(part for part in self.headline() if part)

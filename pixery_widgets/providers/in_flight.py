@@ -9,18 +9,17 @@ every change, on the event loop, so a display can show which server is drawing.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["generations_in_flight", "gpu_cost", "track_in_flight", "watch_in_flight"]
+from ..core.observers import Observers
 
-logger = logging.getLogger(__name__)
+__all__ = ["generations_in_flight", "gpu_cost", "track_in_flight", "watch_in_flight"]
 
 _in_flight: Counter[str] = Counter()
 #: Told ``(url, count)`` whenever the generations in flight on a server change.
-_in_flight_listeners: list[Callable[[str, int], None]] = []
+_in_flight_observers: Observers[[str, int]] = Observers()
 
 
 def generations_in_flight(url: str) -> int:
@@ -31,18 +30,11 @@ def generations_in_flight(url: str) -> int:
 def watch_in_flight(listener: Callable[[str, int], None]) -> Callable[[], None]:
     """Call ``listener(url, count)`` on the event loop each time a generation starts or
     ends on a server; returns the function that stops it."""
-    _in_flight_listeners.append(listener)
-    return lambda: (
-        _in_flight_listeners.remove(listener) if listener in _in_flight_listeners else None
-    )
+    return _in_flight_observers.add(listener)
 
 
 def _tell_in_flight(url: str) -> None:
-    for listener in list(_in_flight_listeners):
-        try:
-            listener(url, _in_flight[url])
-        except Exception:  # a display's trouble must not stop a generation
-            logger.exception("an in-flight listener failed")
+    _in_flight_observers.notify(url, _in_flight[url])  # a display's trouble is only logged
 
 
 @contextmanager

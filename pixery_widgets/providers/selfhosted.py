@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from ..core import schema
-from ..core.config import URL_ENV_NAME, Settings, mask_url, normalize_url
+from ..core.config import NOT_CONFIGURED, URL_ENV_NAME, Settings, mask_url, normalize_url
 from ..core.errors import BadResponseError, ConfigurationError, ConnectionFailedError
 from ..core.images import check_image_bytes, decode_base64_image, split_base64_field
 from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
@@ -245,7 +245,7 @@ class SelfHostedClient:
 
     def __init__(self, url: str, *, cost_per_hour: float | None = None) -> None:
         if not url:
-            raise ConfigurationError("No self-hosted server configured (set SELFHOSTED_API_URL).")
+            raise ConfigurationError(NOT_CONFIGURED)
         self.url = normalize_url(url)  # a ConfigurationError for an address httpx cannot use
         self.cost_per_hour = cost_per_hour
         base, self._headers = _split_credentials(self.url)
@@ -382,7 +382,7 @@ class SelfHostedProvider(Provider):
         if settings.url_error:
             return settings.url_error
         if not settings.selfhosted_url:
-            return "not configured (set SELFHOSTED_API_URL)"
+            return NOT_CONFIGURED
         return None
 
     async def generate(
@@ -404,10 +404,7 @@ def client_for(settings: Settings) -> SelfHostedClient:
     if settings.url_error:
         raise ConfigurationError(settings.url_error)
     if not settings.selfhosted_url:
-        raise ConfigurationError(
-            "No self-hosted server is configured: set SELFHOSTED_API_URL "
-            "(in the environment or a .env file), e.g. http://203.0.113.7:8000."
-        )
+        raise ConfigurationError(NOT_CONFIGURED)
     return SelfHostedClient(
         settings.selfhosted_url, cost_per_hour=settings.selfhosted_cost_per_hour
     )

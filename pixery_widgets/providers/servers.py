@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..core.config import Settings, load_settings
+from ..core.observers import Observers
 from ..core.types import LocalModelInfo, SelfHostedStatus, ServerState
 from .selfhosted import HEALTH_TIMEOUT
 from .status import acheck_selfhosted, checking_status, known_models
@@ -74,7 +75,7 @@ class Sighting:
 
 
 _sightings: dict[str, Sighting] = {}
-_list_listeners: list[Callable[[tuple[str, ...]], None]] = []
+_list_observers: Observers[[tuple[str, ...]]] = Observers()
 
 
 def sighting(url: str) -> Sighting | None:
@@ -268,12 +269,10 @@ def combine_statuses(statuses: Sequence[SelfHostedStatus]) -> SelfHostedStatus:
 def watch_server_list(listener: Callable[[tuple[str, ...]], None]) -> Callable[[], None]:
     """Call ``listener(urls)`` each time SELFHOSTED_API_URL has been read again; returns
     the function that stops it."""
-    _list_listeners.append(listener)
-    return lambda: _list_listeners.remove(listener) if listener in _list_listeners else None
+    return _list_observers.add(listener)
 
 
 def announce_servers(settings: Settings) -> None:
     """Tell whoever listens (running batches) the servers ``settings`` lists now."""
     urls = () if settings.url_error else settings.selfhosted_urls
-    for listener in list(_list_listeners):
-        listener(urls)
+    _list_observers.notify(urls)

@@ -30,8 +30,10 @@ from .selfhosted import HEALTH_TIMEOUT, SelfHostedClient, generations_in_flight
 
 __all__ = [
     "CHECK_BUDGET",
+    "DRAWING",
     "acheck_selfhosted",
     "acheck_with_early_health",
+    "busy_status",
     "checking_status",
     "forget_known_models",
     "known_models",
@@ -44,6 +46,8 @@ T = TypeVar("T")
 CHECK_BUDGET = 2.5
 #: The details' wait after a ``/health`` that used most of the budget.
 MIN_DETAILS_WAIT = 0.5
+#: Why the server is busy while this process has an image drawn there.
+DRAWING = "drawing an image for this notebook"
 
 _known_models: dict[str, tuple[str, ...]] = {}
 
@@ -66,6 +70,23 @@ def checking_status(settings: Settings) -> SelfHostedStatus:
         return SelfHostedStatus(ServerState.NOT_CONFIGURED)
     url = settings.selfhosted_url
     return SelfHostedStatus(ServerState.CHECKING, url=url, known_models=known_models(url))
+
+
+def busy_status(
+    url: str | None, reason: str | None = None, *, previous: SelfHostedStatus | None = None
+) -> SelfHostedStatus:
+    """Busy (``reason``, by default ``DRAWING``), keeping what the server said last
+    (GPU, models, LoRAs) when ``previous`` is an answer from the same server."""
+    reason = reason or DRAWING
+    if previous is not None and previous.url == url and previous.reachable:
+        return dataclasses.replace(previous, state=ServerState.BUSY, reason=reason)
+    return SelfHostedStatus(
+        ServerState.BUSY,
+        url=url,
+        reason=reason,
+        known_models=known_models(url),
+        checked_at=time.time(),
+    )
 
 
 async def acheck_selfhosted(
@@ -104,13 +125,7 @@ async def acheck_with_early_health(
         health = await client.health(timeout=timeout)
     except ServerTimeoutError as exc:
         if generations_in_flight(url):
-            return SelfHostedStatus(
-                ServerState.BUSY,
-                url=url,
-                reason="drawing an image for this notebook",
-                known_models=known_models(url),
-                checked_at=time.time(),
-            )
+            return busy_status(url)
         return _offline(url, exc)
     except PixeryError as exc:
         return _offline(url, exc)

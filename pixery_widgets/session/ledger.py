@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..core.observers import Observers
 from ..core.types import Generation
 
 __all__ = ["DEFAULT_SELFHOSTED_SECONDS", "LEDGER", "CostLedger", "usd"]
@@ -37,7 +38,7 @@ class CostLedger:
     selfhosted_usd: float = 0.0
     selfhosted_images: int = 0
     selfhosted_seconds: float = 0.0
-    _listeners: list[Callable[[CostLedger], None]] = field(default_factory=list, repr=False)
+    _observers: Observers[[CostLedger]] = field(default_factory=Observers, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -53,13 +54,11 @@ class CostLedger:
                 self.selfhosted_usd += generation.cost_usd
                 self.selfhosted_images += 1
                 self.selfhosted_seconds += generation.elapsed_s
-        for listener in list(self._listeners):
-            listener(self)
+        self._observers.notify(self)
 
     def subscribe(self, listener: Callable[[CostLedger], None]) -> Callable[[], None]:
         """Call ``listener`` on every change; returns a function that unsubscribes."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self._observers.add(listener)
 
     def seconds_per_selfhosted_image(self) -> float:
         """The self-hosted images' mean seconds this session (a guess before the first)."""

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ..core.config import Settings, load_settings
+from ..core.observers import Observers
 from ..core.tasks import spawn
 from ..core.types import GenerationRequest, SelfHostedStatus, ServerState
 from ..providers.in_flight import generations_in_flight, watch_in_flight
@@ -35,6 +36,7 @@ from ..providers.servers import (
     sighting,
     spent_usd,
 )
+from ..providers.status import DRAWING
 from .watcher import QUIET_AFTER, ServerWatcher
 
 __all__ = ["SETTLE_SECONDS", "PoolWatcher"]
@@ -82,7 +84,7 @@ class PoolWatcher:
         }
         self.settings: Settings = settings if settings is not None else load()
         self._members: list[_Member] = []
-        self._listeners: list[Listener] = []
+        self._observers: Observers[[PoolWatcher]] = Observers()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._closed = False
@@ -170,11 +172,7 @@ class PoolWatcher:
 
     def _changed(self) -> None:
         self._recombine()
-        for listener in list(self._listeners):
-            try:
-                listener(self)
-            except Exception as exc:  # a broken listener must not stop the others
-                self._error = f"display update failed: {type(exc).__name__}: {exc}"
+        self._observers.notify(self)
 
     @property
     def status(self) -> SelfHostedStatus:
@@ -211,8 +209,7 @@ class PoolWatcher:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(pool)`` on every change; returns the unsubscribe function."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self._observers.add(listener)
 
     # -- checking -------------------------------------------------------------------------
 
@@ -282,7 +279,7 @@ class PoolWatcher:
         if member is None or self._closed:
             return
         if count and member.watcher.status.state is not ServerState.BUSY:
-            with member.watcher.own_work("drawing an image for this notebook"):
+            with member.watcher.own_work(DRAWING):
                 pass  # shown busy now; no check is made while the count is above 0
         elif not count and not member.settling:
             member.settling = True
@@ -349,4 +346,4 @@ class PoolWatcher:
             member.watcher.close()
         for task in list(self._tasks):
             task.cancel()
-        self._listeners.clear()
+        self._observers.clear()

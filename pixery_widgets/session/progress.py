@@ -1,8 +1,9 @@
-"""Progress of a batch, shown where the user is looking.
+"""Progress of a batch, shown where the user is looking, in one wording.
 
 In a kernel with ipywidgets: the widgets layer's bar (``widgets/progress.py``),
 wired in by the package. Elsewhere: one line on stderr, rewritten in place. The batch logic
-knows nothing of this; it calls an observer with a ``ProgressSnapshot``.
+knows nothing of this; it calls an observer with a ``ProgressSnapshot``, whose
+``summary()`` is the line every display shows (the panel's too).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ProgressSnapshot:
-    """Where a run stands; ``eta_s`` is None until something has finished."""
+    """Where a run stands; ``eta_s`` is None until something has finished.
+
+    ``failed`` counts jobs that failed, ``cancelled`` those a cancel stopped (not failures).
+    """
 
     total: int
     done: int
@@ -34,10 +38,11 @@ class ProgressSnapshot:
     elapsed_s: float
     cost_usd: float
     finished: bool = False
+    cancelled: int = 0
 
     @property
     def settled(self) -> int:
-        return self.done + self.failed
+        return self.done + self.failed + self.cancelled
 
     @property
     def eta_s(self) -> float | None:
@@ -47,13 +52,16 @@ class ProgressSnapshot:
         return self.elapsed_s / self.settled * remaining
 
     def summary(self) -> str:
-        parts = [f"{self.done}/{self.total} done"]
+        """``3 of 10 done · 1 failed · 2 cancelled · 00:08 elapsed · about 00:12 left · $0.120``."""
+        parts = [f"{self.done} of {self.total} done"]
         if self.failed:
             parts.append(f"{self.failed} failed")
+        if self.cancelled:
+            parts.append(f"{self.cancelled} cancelled")
         parts.append(f"{format_duration(self.elapsed_s)} elapsed")
         eta = self.eta_s
         if eta is not None:
-            parts.append(f"ETA {format_duration(eta)}")
+            parts.append(f"about {format_duration(eta)} left")
         parts.append(f"${self.cost_usd:.3f}")
         return " · ".join(parts)
 
@@ -72,7 +80,11 @@ class ProgressReporter(Protocol):
 
 
 class TextProgress:
-    """``[#####-----] 12/40 done · 1 failed · 00:05 elapsed · ETA 00:12 · $0.000`` on one line."""
+    """``[#####-----] 12 of 40 done · 1 failed · …`` on one line, rewritten in place.
+
+    The bar a script gets with ``progress=True``: it writes to ``stream`` (stderr
+    unless given), the place the user asked to see progress, not a log.
+    """
 
     def __init__(
         self, stream: IO[str] | None = None, *, width: int = 24, min_interval: float = 0.1

@@ -50,6 +50,7 @@ from ..core.errors import (
 from ..core.types import Generation, SelfHostedStatus
 from ..providers.pool import fresh_statuses, has_lora, has_model
 from ..providers.servers import acheck_server, note_down, note_loaded, watch_server_list
+from .jobs import JobFailure, unexpected_error
 
 if TYPE_CHECKING:
     from .batch import Batch
@@ -152,10 +153,8 @@ class PoolScheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not pass for a cancel: say it per job
-            from .batch import _unexpected
-
             logger.exception("the pool scheduler failed")
-            self._fail_queued(_unexpected(exc, self.settings), everything=True)
+            self._fail_queued(unexpected_error(exc, self.settings), everything=True)
         finally:
             unwatch()
             await self._stop_all()
@@ -226,10 +225,8 @@ class PoolScheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: every job still waiting says so, none hangs
-            from .batch import _unexpected
-
             logger.exception("a pool worker failed")
-            self._fail_queued(_unexpected(exc, self.settings))
+            self._fail_queued(unexpected_error(exc, self.settings))
             self._wake()
 
     async def _serve(self, server: _Server) -> None:
@@ -354,8 +351,6 @@ class PoolScheduler:
                     self._fail(i, error)
 
     def _fail(self, i: int, error: PixeryError) -> None:
-        from .batch import JobFailure
-
         self.batch.results[i] = JobFailure(self.batch.jobs[i], error)
         self.pending.discard(i)
         self.batch._notify()

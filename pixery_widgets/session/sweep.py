@@ -34,15 +34,13 @@ import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core import schema
 from ..core.catalog import ModelSpec
 from ..core.errors import InvalidRequestError
+from .jobs import Job
 from .validation import RANDOM_SEED_RANGE
-
-if TYPE_CHECKING:
-    from .batch import Job
 
 __all__ = [
     "Axis",
@@ -383,8 +381,6 @@ def plan_sweep(
 ) -> Sweep:
     """The axes and the jobs of a batch: prompts × seeds × the vary= axes × models, crossed in
     that nesting (see the module's docstring). Models without seed control get ``seed=None``."""
-    from .batch import Job
-
     vary = dict(vary or {})
     params = params or {}
     _check_vary(vary, params, seeds)

@@ -16,7 +16,7 @@ from .sweep import Sweep, axis_overrides, placed
 from .validation import build_request
 
 if TYPE_CHECKING:
-    from .batch import Job
+    from .jobs import Job
 
 __all__ = ["estimate_cost", "validate_sweep"]
 

@@ -35,9 +35,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ..core.config import Settings, load_settings
+from ..core.observers import Observers
+from ..core.tasks import spawn
 from ..core.types import SelfHostedStatus, ServerState
 from ..providers.selfhosted import generations_in_flight
-from ..providers.status import acheck_with_early_health, checking_status, known_models
+from ..providers.status import (
+    acheck_with_early_health,
+    busy_status,
+    checking_status,
+    known_models,
+)
 
 __all__ = ["HEALTHY_INTERVAL", "OFFLINE_BACKOFF", "QUIET_AFTER", "ServerWatcher", "next_delay"]
 
@@ -100,8 +107,9 @@ class ServerWatcher:
         #: True when automatic checks paused so the idle server can shut itself down.
         self.paused = False
         self._own_work: list[str] = []
-        self._listeners: list[Listener] = []
+        self._observers: Observers[[ServerWatcher]] = Observers()
         self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -110,15 +118,10 @@ class ServerWatcher:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(watcher)`` on every change; returns the unsubscribe function."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self._observers.add(listener)
 
     def _notify(self) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(self)
-            except Exception as exc:  # a broken listener must not stop the others
-                self.error = f"display update failed: {type(exc).__name__}: {exc}"
+        self._observers.notify(self)
 
     # -- own work on the server -----------------------------------------------------------
 
@@ -145,16 +148,10 @@ class ServerWatcher:
         url = self.settings.selfhosted_url
         return bool(url and (self._own_work or generations_in_flight(url)))
 
-    def _busy_status(self) -> SelfHostedStatus:
-        """Busy, keeping what the server said last (GPU, models, LoRAs) for the menu."""
-        prev = self.status
-        url = self.settings.selfhosted_url
-        reason = self._own_work[-1] if self._own_work else "drawing an image for this notebook"
-        if prev.url == url and prev.reachable:
-            return dataclasses.replace(prev, state=ServerState.BUSY, reason=reason)
-        return SelfHostedStatus(
-            ServerState.BUSY, url=url, reason=reason, known_models=known_models(url)
-        )
+    def _busy_status(self, reason: str | None = None) -> SelfHostedStatus:
+        """Busy with our own work (or ``reason``), keeping what the server said last."""
+        reason = reason or (self._own_work[-1] if self._own_work else None)
+        return busy_status(self.settings.selfhosted_url, reason, previous=self.status)
 
     # -- checking -------------------------------------------------------------------------
 
@@ -166,15 +163,16 @@ class ServerWatcher:
         if self._closed:
             return False
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             return False
         if self.paused:
             self.paused = False
             self._notify()
         if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run(check_first), name="pixery-server-watcher")
-            self._task.add_done_callback(self._task_done)
+            self._task = spawn(
+                self._run(check_first), self._tasks, self._task_failed, name="pixery-server-watcher"
+            )
         return True
 
     @property
@@ -239,7 +237,7 @@ class ServerWatcher:
                 self.checking = False
                 return self.status
             if status.state is ServerState.BUSY and self.status.reachable:
-                status = dataclasses.replace(self._busy_status(), reason=status.reason)
+                status = self._busy_status(status.reason)
             self.failures = self.failures + 1 if status.state is ServerState.OFFLINE else 0
             self._set(status, checking=False)
             return status
@@ -282,13 +280,9 @@ class ServerWatcher:
                 return
             await self._sleep(delay)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.error = f"status checks stopped: {type(exc).__name__}: {exc}"
-            self._notify()
+    def _task_failed(self, text: str) -> None:
+        self.error = f"status checks stopped: {text}"
+        self._notify()
 
     # -- for display ----------------------------------------------------------------------
 
@@ -317,4 +311,4 @@ class ServerWatcher:
         self._closed = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        self._listeners.clear()
+        self._observers.clear()

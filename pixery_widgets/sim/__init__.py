@@ -21,14 +21,32 @@ and bring it back on its port. From a shell: ``python -m pixery_widgets.sim
 SELFHOSTED_API_URL value, and stops them all on Ctrl-C or SIGTERM.
 """
 
-from ._app import GenerateRequest, create_app
-from ._config import MODELS, ModelInfo, SimConfig
-from ._faults import Fault, FaultKind, parse_fault_spec
-from ._pool import SimPool
-from ._server import SimServer, run_simulator
-from ._state import LoggedRequest
+#: The simulator's own dependencies, which come with the ``sim`` extra.
+_EXTRA = ("fastapi", "uvicorn", "starlette", "pydantic")
+#: Why the simulator cannot run here, in words, or None when it can.
+MISSING_EXTRA: str | None = None
+
+try:
+    from ._app import GenerateRequest, create_app
+    from ._config import MODELS, ModelInfo, SimConfig
+    from ._faults import Fault, FaultKind, parse_fault_spec
+    from ._pool import SimPool
+    from ._server import SimServer, run_simulator
+    from ._state import LoggedRequest
+except ModuleNotFoundError as exc:
+    if (exc.name or "").split(".")[0] not in _EXTRA:
+        raise
+    MISSING_EXTRA = (
+        f"The simulator needs {exc.name}, which comes with its extra: "
+        "pip install 'pixery-widgets[sim]'"
+    )
+
+    def __getattr__(name: str) -> object:
+        raise ModuleNotFoundError(MISSING_EXTRA)
+
 
 __all__ = [
+    "MISSING_EXTRA",
     "MODELS",
     "Fault",
     "FaultKind",

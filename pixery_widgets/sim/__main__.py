@@ -10,6 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import MISSING_EXTRA
+
+if MISSING_EXTRA is not None:  # said in a sentence, not a traceback
+    sys.exit(MISSING_EXTRA)
+
 import uvicorn
 
 from ._app import create_app

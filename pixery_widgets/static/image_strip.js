@@ -3,7 +3,7 @@
 // holds the images; this only reports which one was clicked via `selected`.
 
 function render({ model, el }) {
-  el.classList.add("pixery-image-strip");
+  el.classList.add("pixery", "pixery-image-strip");
   el.setAttribute("role", "list");
 
   function draw() {

@@ -9,7 +9,7 @@ function optionText(entry) {
 }
 
 function render({ model, el }) {
-  el.classList.add("pixery-model-dropdown");
+  el.classList.add("pixery", "pixery-model-dropdown");
   const id = `pixery-model-${Math.random().toString(36).slice(2, 10)}`;
 
   const label = document.createElement("label");

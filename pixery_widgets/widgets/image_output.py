@@ -9,9 +9,7 @@ state), which works from background tasks, unlike ``with output: display()``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import html
-import pathlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +17,14 @@ import anywidget
 import ipywidgets as w
 import traitlets
 
-from ..core.images import thumbnail_png
+from ..core.images import data_url, thumbnail_png
+from ..core.palette import STATIC, stylesheet
 from ..core.types import Generation
 from ..session.controller import MAX_COUNT
+from .record_bar import RecordBar
+from .styles import Styles, error_box
 
 __all__ = ["DISPLAY_SIDE", "THUMB_SIDE", "ImageOutput"]
-
-_STATIC = pathlib.Path(__file__).parent.parent / "static"
 
 #: Longest side of the large image kept in the widget state.
 DISPLAY_SIDE = 768
@@ -42,8 +41,8 @@ PLACEHOLDER = "No image yet: write a prompt and press Generate."
 class _ImageStrip(anywidget.AnyWidget):
     """Clickable thumbnails; ``selected`` is the index clicked (or shown)."""
 
-    _esm = _STATIC / "image_strip.js"
-    _css = _STATIC / "image_strip.css"
+    _esm = STATIC / "image_strip.js"
+    _css = stylesheet("image_strip.css")
 
     items = traitlets.List(traitlets.Dict()).tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
@@ -61,23 +60,18 @@ def preview_images(png: bytes) -> tuple[bytes, bytes]:
     return thumbnail_png(png, DISPLAY_SIDE, fmt="JPEG"), thumbnail_png(png, THUMB_SIDE, fmt="JPEG")
 
 
-def _muted(text: str) -> str:
-    return (
-        '<div class="pixery-caption" style="color:var(--jp-ui-font-color2,#616161);'
-        'font-size:var(--jp-ui-font-size1,13px);padding:4px 0">'
-        f"{html.escape(text)}</div>"
-    )
+def _note(text: str) -> str:
+    """A line in place of the caption ("Generating…", the placeholder)."""
+    return f'<div class="pixery-caption pixery-muted">{html.escape(text)}</div>'
 
 
-def _error_box(title: str, message: str) -> str:
-    return (
-        '<div class="pixery-error" role="alert" style="border-left:4px solid '
-        "var(--jp-error-color1,#d32f2f);background:var(--jp-layout-color2,#f5f5f5);"
-        "color:var(--jp-ui-font-color1,#212121);padding:8px 12px;margin:4px 0;"
-        'font-size:var(--jp-ui-font-size1,13px);max-width:760px;white-space:pre-wrap">'
-        f'<strong style="color:var(--jp-error-color1,#d32f2f)">{html.escape(title)}</strong>'
-        f"<br>{html.escape(message)}</div>"
+def _caption(generation: Generation) -> str:
+    """The caption under the large image, and its prompt below it."""
+    prompt = generation.prompt
+    below = (
+        f'<br><span class="pixery-caption-prompt">{html.escape(prompt)}</span>' if prompt else ""
     )
+    return f'<div class="pixery-caption">{html.escape(generation.caption())}{below}</div>'
 
 
 class ImageOutput(w.VBox):
@@ -95,9 +89,14 @@ class ImageOutput(w.VBox):
                 object_fit="contain",
             ),
         )
-        self.caption = w.HTML(_muted(PLACEHOLDER))
+        self.caption = w.HTML(_note(PLACEHOLDER))
         self.strip = _ImageStrip()
-        super().__init__([self.image, self.caption, self.strip], **kwargs)
+        #: Star the image shown, open its details (the gallery's view).
+        self.record_bar = RecordBar()
+        super().__init__(
+            [self.image, self.caption, self.record_bar, self.strip, Styles()], **kwargs
+        )
+        self.add_class("pixery")
         self.add_class("pixery-output")
         self.history: list[_Shown] = []
         self.current: Generation | None = None
@@ -117,8 +116,7 @@ class ImageOutput(w.VBox):
         """Show ``generation`` large and add it to the strip."""
         if display_jpeg is None or thumb is None:
             display_jpeg, thumb = preview_images(generation.png_bytes)
-        url = "data:image/jpeg;base64," + base64.b64encode(thumb).decode("ascii")
-        self.history.append(_Shown(generation, display_jpeg, url))
+        self.history.append(_Shown(generation, display_jpeg, data_url(thumb)))
         del self.history[:-MAX_HISTORY]
         self._sync_strip(len(self.history) - 1)
         self._show(self.history[-1])
@@ -140,32 +138,22 @@ class ImageOutput(w.VBox):
         self.error = message
         self.current = None
         self.image.layout.display = "none"
-        self.caption.value = _error_box(title, message)
+        self.caption.value = error_box(title, message)
+        self.record_bar.show(None)
         self._sync_strip(-1)
 
     def show_note(self, text: str) -> None:
         """A line in place of the caption (e.g. "Generating…") keeping the image shown."""
-        self.caption.value = _muted(text)
+        self.caption.value = _note(text)
 
     def _show(self, shown: _Shown) -> None:
         self.error = None
         self.current = shown.generation
+        self.record_bar.show(shown.generation)
         with self.hold_sync():
             self.image.value = shown.display_jpeg
             self.image.layout.display = "block"
-            prompt = shown.generation.prompt
-            self.caption.value = (
-                '<div class="pixery-caption" style="font-size:var(--jp-ui-font-size1,13px);'
-                'color:var(--jp-ui-font-color1,#212121);padding:4px 0;max-width:760px">'
-                f"{html.escape(shown.generation.caption())}"
-                + (
-                    '<br><span style="color:var(--jp-ui-font-color2,#616161)">'
-                    f"{html.escape(prompt)}</span>"
-                    if prompt
-                    else ""
-                )
-                + "</div>"
-            )
+            self.caption.value = _caption(shown.generation)
 
     def _sync_strip(self, selected: int) -> None:
         with self.strip.hold_sync():
@@ -188,5 +176,6 @@ class ImageOutput(w.VBox):
         self.current = None
         self.error = None
         self.image.layout.display = "none"
-        self.caption.value = _muted(PLACEHOLDER)
+        self.caption.value = _note(PLACEHOLDER)
+        self.record_bar.show(None)
         self._sync_strip(-1)

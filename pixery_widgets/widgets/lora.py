@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import ipywidgets as w
 
 from ..core.types import DEFAULT_LORA_SCALE
 from ..session.validation import RANGES
+from .styles import Styles, muted
 
 __all__ = ["NO_LORA", "LoraPicker"]
 
@@ -43,8 +43,9 @@ class LoraPicker(w.HBox):
             style={"description_width": "40px"},
         )
         self.note = w.HTML(layout=w.Layout(flex="1 1 auto"))
-        super().__init__([self.choice, self.scale, self.note], **kwargs)
+        super().__init__([self.choice, self.scale, self.note, Styles()], **kwargs)
         self.layout.align_items = "center"
+        self.add_class("pixery")
         self.add_class("pixery-lora")
         self.choice.observe(self._on_choice, "value")
         self.show(loras, enabled=enabled)
@@ -73,12 +74,7 @@ class LoraPicker(w.HBox):
         self.scale.disabled = not enabled or self.choice.value == NO_LORA
         if enabled and not loras and not note:
             note = "Your server has no LoRAs."
-        self.note.value = (
-            f'<span style="color:var(--jp-ui-font-color2,#616161);'
-            f'font-size:var(--jp-ui-font-size0,11px)">{html.escape(note)}</span>'
-            if note
-            else ""
-        )
+        self.note.value = muted(note, small=True) if note else ""
 
     def _on_choice(self, change: dict[str, Any]) -> None:
         self.scale.disabled = self.choice.disabled or change["new"] == NO_LORA

@@ -7,18 +7,16 @@ anywidget over a native ``<select>`` (``static/model_dropdown.js``).
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import anywidget
 import traitlets
 
+from ..core.palette import STATIC, stylesheet
 from ..session.menu import MenuEntry, pick_selection
 
 __all__ = ["ModelDropdown"]
-
-_STATIC = pathlib.Path(__file__).parent.parent / "static"
 
 
 def _entry_dict(entry: MenuEntry | Mapping[str, Any]) -> dict[str, Any]:
@@ -33,8 +31,8 @@ class ModelDropdown(anywidget.AnyWidget):
     decides the menu; this draws it and still refuses a greyed value.
     """
 
-    _esm = _STATIC / "model_dropdown.js"
-    _css = _STATIC / "model_dropdown.css"
+    _esm = STATIC / "model_dropdown.js"
+    _css = stylesheet("model_dropdown.css")
 
     entries = traitlets.List(traitlets.Dict()).tag(sync=True)
     value = traitlets.Unicode(None, allow_none=True).tag(sync=True)

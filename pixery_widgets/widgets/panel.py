@@ -6,7 +6,7 @@ kernel's event loop. Its buttons start background tasks, so Cancel works
 while no cell runs. A Count above one makes that many images (consecutive
 seeds) as a batch, with a progress bar, each image shown as it arrives; the
 open X/Y section makes a sweep, and its contact sheet shows under the section. The
-rules live in ``PanelController`` and ``ServerWatcher``; this module only
+rules live in ``PanelController`` and ``PoolWatcher``; this module only
 draws them and forwards clicks.
 
 Outside a running event loop (a plain script) the panel still constructs; the
@@ -17,50 +17,35 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import html
 import time
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
-from ..core.catalog import SDXL_SIZES
+from ..archive import ArchiveRecord
 from ..core.config import Settings, load_settings
 from ..core.tasks import spawn
-from ..core.types import DEFAULT_IP_ADAPTER_SCALE, Generation, SelfHostedStatus
+from ..core.types import Generation, SelfHostedStatus
 from ..session.batch import Batch
-from ..session.controller import MAX_COUNT, FormValues, PanelController
+from ..session.controller import FormValues, PanelController
 from ..session.ledger import LEDGER, CostLedger
 from ..session.menu import MenuEntry
 from ..session.pool_watcher import PoolWatcher
 from ..session.sheet import ContactSheet
-from ..session.validation import RANGES
+from . import panel_parts as parts
 from .image_output import ImageOutput
 from .lora import LoraPicker
 from .model_dropdown import ModelDropdown
+from .remix import remix_into, remix_parent, set_reference
 from .status import StatusIndicator
+from .styles import error_text, muted
 from .sweep_section import SweepSection
 
 __all__ = ["PixeryPanel"]
 
 #: Seconds between updates of the elapsed time while generating.
 TICK_SECONDS = 0.2
-
-_LABEL = {"description_width": "72px"}
-
-
-def _size_label(size: tuple[int, int]) -> str:
-    return f"{size[0]}×{size[1]}"
-
-
-_ERROR_COLOUR = "var(--jp-error-color1,#d32f2f)"
-
-
-def _small(text: str, *, colour: str = "var(--jp-ui-font-color2,#616161)") -> str:
-    return (
-        f'<span style="color:{colour};font-size:var(--jp-ui-font-size1,13px)">'
-        f"{html.escape(text)}</span>"
-    )
 
 
 class PixeryPanel(w.VBox):
@@ -87,145 +72,78 @@ class PixeryPanel(w.VBox):
         self._drainer: asyncio.Task[None] | None = None
         #: How many of the controller's ``batch_images`` the output shows already.
         self._batch_shown = 0
+        self._make_parts()
+        super().__init__(self._layout_rows(), **kwargs)
+        self.add_class("pixery")
+        self.add_class("pixery-panel")
+        self.layout.max_width = "940px"
+        self.layout.padding = "8px 12px"
+        self._wire()
+        self._render_form()
+        self.watcher.start()
 
+    def _make_parts(self) -> None:
+        """Every control, as an attribute (scripts and tests reach them by name)."""
         self.status_indicator = StatusIndicator(self.watcher)
         self.model_dropdown = ModelDropdown()
         self.lora_picker = LoraPicker(enabled=False)
-        self.prompt = w.Textarea(
-            placeholder="Describe the image, e.g. 1girl, solo, lighthouse at dusk",
-            description="Prompt",
-            rows=3,
-            layout=w.Layout(width="100%"),
-            style=_LABEL,
-        )
-        self.negative_prompt = w.Textarea(
-            placeholder="What to keep out (empty: the server's default)",
-            description="Negative",
-            rows=2,
-            layout=w.Layout(width="100%"),
-            style=_LABEL,
-        )
-        self.size = w.Dropdown(
-            options=[(_size_label(s), s) for s in SDXL_SIZES],
-            value=SDXL_SIZES[0],
-            description="Size",
-            layout=w.Layout(width="200px"),
-            style=_LABEL,
-        )
-        self.seed = w.Text(
-            placeholder="random",
-            description="Seed",
-            layout=w.Layout(width="190px"),
-            style={"description_width": "40px"},
-        )
-        self.count = w.BoundedIntText(
-            value=1,
-            min=1,
-            max=MAX_COUNT,
-            description="Count",
-            tooltip=f"How many images (1–{MAX_COUNT}), on consecutive seeds",
-            layout=w.Layout(width="120px"),
-            style={"description_width": "44px"},
-        )
-        self.steps = w.BoundedIntText(
-            value=28,
-            min=RANGES["steps"][0],
-            max=RANGES["steps"][1],
-            description="Steps",
-            layout=w.Layout(width="130px"),
-            style={"description_width": "44px"},
-        )
-        self.cfg = w.BoundedFloatText(
-            value=5.0,
-            min=RANGES["cfg_scale"][0],
-            max=RANGES["cfg_scale"][1],
-            step=0.5,
-            description="CFG",
-            layout=w.Layout(width="130px"),
-            style={"description_width": "36px"},
-        )
-        self.reference = w.FileUpload(
-            accept="image/*",
-            multiple=False,
-            description="Reference image",
-            layout=w.Layout(width="auto"),
-        )
-        self.clear_reference = w.Button(
-            description="Remove",
-            icon="times",
-            tooltip="Generate without a reference image",
-            layout=w.Layout(width="auto", display="none"),
-        )
-        self.ip_adapter_scale = w.FloatSlider(
-            value=DEFAULT_IP_ADAPTER_SCALE,
-            min=RANGES["ip_adapter_scale"][0],
-            max=RANGES["ip_adapter_scale"][1],
-            step=0.05,
-            description="IP-Adapter",
-            readout_format=".2f",
-            continuous_update=False,
-            layout=w.Layout(width="280px"),
-            style=_LABEL,
-        )
+        self.prompt = parts.prompt_field()
+        self.negative_prompt = parts.negative_prompt_field()
+        self.size = parts.size_dropdown()
+        self.seed = parts.seed_field()
+        self.count = parts.count_field()
+        self.steps = parts.steps_field()
+        self.cfg = parts.cfg_field()
+        self.reference = parts.reference_upload()
+        self.clear_reference = parts.remove_reference_button()
+        self.ip_adapter_scale = parts.ip_adapter_slider()
         self.generate_button = w.Button(
-            description="Generate",
-            button_style="primary",
-            layout=w.Layout(width="120px"),
+            description="Generate", button_style="primary", layout=w.Layout(width="120px")
         )
-        self.elapsed = w.HTML(_small(""))
-        self.cost = w.HTML(_small(LEDGER.summary()))
+        self.elapsed = w.HTML(muted(""))
+        self.cost = w.HTML(muted(LEDGER.summary()))
         self.message = w.HTML("")
-        self.progress_bar = w.IntProgress(
-            value=0, min=0, max=1, bar_style="info", layout=w.Layout(width="240px")
-        )
+        self.progress_bar = parts.progress_bar()
         self.progress_label = w.HTML("")
         #: A batch's failures (or what a cancel left), in words.
         self.progress_note = w.HTML("")
         self.image_output = ImageOutput()
         #: The X/Y section (closed: off); the sweep's contact sheet shows under it.
         self.sweep_section = SweepSection()
+        self.image_output.record_bar.panel = self  # its details' Remix loads here
 
-        def row(*parts: w.Widget) -> w.HBox:  # a Layout each: hiding one row must not hide all
-            layout = w.Layout(align_items="center", flex_flow="row wrap", width="100%")
-            box = w.HBox(list(parts), layout=layout)
-            box.add_class("pixery-row")
-            return box
-
+    def _layout_rows(self) -> list[w.Widget]:
+        """The panel top to bottom; rows that come and go with the model are kept."""
         self._negative_row = w.Box([self.negative_prompt], layout=w.Layout(width="100%"))
         self._steps_cfg = w.HBox([self.steps, self.cfg])
-        self._reference_row = row(self.reference, self.clear_reference, self.ip_adapter_scale)
+        self._reference_row = parts.row(self.reference, self.clear_reference, self.ip_adapter_scale)
         self._progress_box = w.VBox(
-            [row(self.progress_bar, self.progress_label), self.progress_note],
+            [parts.row(self.progress_bar, self.progress_label), self.progress_note],
             layout=w.Layout(width="100%", display="none"),
         )
         self._progress_box.add_class("pixery-progress")
-        children = [
+        return [
             self.status_indicator,
-            row(self.model_dropdown, self.lora_picker),
+            parts.row(self.model_dropdown, self.lora_picker),
             self.prompt,
             self._negative_row,
-            row(self.size, self.seed, self.count, self._steps_cfg),
+            parts.row(self.size, self.seed, self.count, self._steps_cfg),
             self._reference_row,
             self.sweep_section,
-            row(self.generate_button, self.elapsed, self.cost),
+            parts.row(self.generate_button, self.elapsed, self.cost),
             self._progress_box,
             self.message,
             self.image_output,
         ]
-        super().__init__(children, **kwargs)
-        self.add_class("pixery-panel")
-        self.layout.max_width = "940px"
-        self.layout.border = "var(--jp-border-width, 1px) solid var(--jp-border-color2, #e0e0e0)"
-        self.layout.padding = "8px 12px"
 
+    def _wire(self) -> None:
+        """Clicks and picks go to the controller; its changes and the ledger's come back."""
         self.model_dropdown.observe(self._on_model_picked, "value")
         self.generate_button.on_click(self._on_generate_click)
         self.reference.observe(self._on_reference, "value")
         self.clear_reference.on_click(self._on_clear_reference)
         self._unsubscribe_controller = self.controller.subscribe(self._on_controller)
         self._unsubscribe_ledger = LEDGER.subscribe(self._on_ledger)
-        self._render_form()
-        self.watcher.start()
 
     # -- what scripts and tests read ------------------------------------------------------
 
@@ -299,6 +217,15 @@ class PixeryPanel(w.VBox):
             count=self.count.value,
             sweep=self.sweep_section.rows(),
         )
+
+    def remix(self, record: ArchiveRecord) -> list[str]:
+        """Load an archived record's settings into the form, ready to change and generate;
+        returns what could not be loaded, in words (``widgets/remix.py``)."""
+        return remix_into(self, record)
+
+    def use_reference(self, image: bytes, *, name: str = "reference.png") -> None:
+        """Make ``image`` the reference image of the next generation."""
+        set_reference(self, image, name=name)
 
     # -- from the controller to the widgets -----------------------------------------------
 
@@ -401,16 +328,16 @@ class PixeryPanel(w.VBox):
             self.progress_bar.max = max(1, snap.total)
             self.progress_bar.value = snap.settled
             self.progress_bar.bar_style = style if snap.finished else "info"
-        label = _small(ctrl.progress_text())
+        label = muted(ctrl.progress_text())
         if self.progress_label.value != label:
             self.progress_label.value = label
         note = ctrl.batch_note
         if not note:
             self.progress_note.value = ""
         elif ctrl.batch_failures():
-            self.progress_note.value = _small(note, colour=_ERROR_COLOUR)
+            self.progress_note.value = error_text(note)
         else:  # only a cancel: not an error
-            self.progress_note.value = _small(note)
+            self.progress_note.value = muted(note)
 
     def _show_batch_images(self) -> None:
         """Show the batch's new images in arrival order, one after the other."""
@@ -433,12 +360,12 @@ class PixeryPanel(w.VBox):
 
     def _render_message(self) -> None:
         text = self.controller.message
-        self.message.value = _small(text) if text else ""
+        self.message.value = muted(text) if text else ""
 
     def _show_elapsed(self) -> None:
         seconds = self.controller.elapsed()
         text = f"{seconds:.1f} s" if seconds or self.controller.running else ""
-        value = _small(text)
+        value = muted(text)
         if self.elapsed.value != value:
             self.elapsed.value = value
 
@@ -453,7 +380,7 @@ class PixeryPanel(w.VBox):
         self.image_output.show_error(f"Something went wrong in the panel: {text}")
 
     def _on_ledger(self, ledger: CostLedger) -> None:
-        self.cost.value = _small(ledger.summary())
+        self.cost.value = muted(ledger.summary())
 
     # -- from the widgets to the controller -----------------------------------------------
 
@@ -467,7 +394,8 @@ class PixeryPanel(w.VBox):
         if self.controller.running:
             self.controller.cancel()
             return
-        self.controller.start_generation(self.form_values())
+        with remix_parent(self):  # after a remix: the new images are its children
+            self.controller.start_generation(self.form_values())
 
     def _on_reference(self, change: dict[str, Any]) -> None:
         self.clear_reference.layout.display = None if change["new"] else "none"

@@ -35,7 +35,8 @@ class WidgetProgress:
         self.bar.max = max(1, snapshot.total)
         self.bar.value = snapshot.settled
         if snapshot.finished:
-            self.bar.bar_style = "success" if not snapshot.failed else "warning"
+            whole = snapshot.done == snapshot.total
+            self.bar.bar_style = "success" if whole else "warning"
         self.label.value = html.escape(snapshot.summary())
 
     def close(self) -> None:

@@ -97,16 +97,11 @@ def _short(url: str) -> str:
 
 
 def pool_status_text(pool: PoolWatcher) -> tuple[str, str]:
-    """(main line, detail line) for the pool as a whole."""
+    """(main line, detail line) for the pool as a whole: its status's ``headline()``,
+    then the rate and what the servers have cost, and what only the watcher knows."""
     status = pool.status
-    n = len(pool.members)
     rate = pool.settings.selfhosted_cost_per_hour
-    if status.state is ServerState.CHECKING:
-        line = f"Checking your {n} servers…"
-    elif status.state is ServerState.OFFLINE:
-        line = f"Offline: {status.reason}"
-    else:
-        line = status.summary()
+    line, _ = status.headline()
     parts = []
     if rate:
         parts.append(f"{usd(rate)}/h each · {usd(pool.spent_usd())} so far")
@@ -122,24 +117,16 @@ def pool_status_text(pool: PoolWatcher) -> tuple[str, str]:
 
 
 def servers_html(pool: PoolWatcher) -> str:
-    """A dot and a line per server, for under the status line."""
-    from .status import DOT_COLOURS
-
+    """A dot and a line per server, for under the status line (classes of static/widgets.css;
+    the dot's colour follows data-state)."""
     rows = []
     for state, words, url in server_lines(pool):
         number, _, doing = words.partition(" · ")
         rows.append(
-            f'<div class="pixery-server" data-state="{state.value}" '
-            'style="display:flex;gap:8px;align-items:baseline;line-height:1.35;">'
-            f'<span class="pixery-dot" aria-hidden="true" style="flex:0 0 auto;display:inline-block;'
-            f"width:8px;height:8px;border-radius:50%;background:{DOT_COLOURS[state]};"
-            'position:relative;top:0px"></span>'
-            '<span class="pixery-server-line" style="min-width:0;'
-            f'color:var(--jp-ui-font-color1,#212121)">{html.escape(number)} · '
-            '<span class="pixery-server-url" style="color:var(--jp-ui-font-color2,#616161)">'
-            f"{html.escape(_short(url))}</span> · {html.escape(doing)}</span></div>"
+            f'<div class="pixery-server" data-state="{state.value}">'
+            f'<span class="pixery-dot" data-state="{state.value}" aria-hidden="true"></span>'
+            f'<span class="pixery-server-line">{html.escape(number)} · '
+            f'<span class="pixery-server-url">{html.escape(_short(url))}</span>'
+            f" · {html.escape(doing)}</span></div>"
         )
-    return (
-        '<div class="pixery-servers" style="margin:4px 0 0 18px;display:flex;flex-direction:column;'
-        f'gap:2px;font-size:var(--jp-ui-font-size0,11px)">{"".join(rows)}</div>'
-    )
+    return f'<div class="pixery-servers">{"".join(rows)}</div>'

@@ -17,22 +17,9 @@ from ..core.types import ServerState
 from ..session.pool_watcher import PoolWatcher
 from ..session.watcher import ServerWatcher, next_delay
 from .server_lines import idle_words, pool_status_text, servers_html, spent_words
+from .styles import Styles
 
 __all__ = ["StatusIndicator", "status_text"]
-
-#: Dot colours: JupyterLab's theme colours (readable in light and dark), with fallbacks.
-DOT_COLOURS = {
-    ServerState.NOT_CONFIGURED: "var(--jp-layout-color4, #9e9e9e)",
-    ServerState.CHECKING: "var(--jp-brand-color1, #1976d2)",
-    ServerState.HEALTHY: "var(--jp-success-color1, #388e3c)",
-    ServerState.BUSY: "var(--jp-warn-color1, #f57c00)",
-    ServerState.OFFLINE: "var(--jp-error-color1, #d32f2f)",
-}
-
-NOT_CONFIGURED_HINT = (
-    "Set SELFHOSTED_API_URL (in the environment or a .env file) to your server's address, "
-    "e.g. http://203.0.113.7:8000, then press Refresh."
-)
 
 
 def _minutes(seconds: float) -> str:
@@ -42,34 +29,26 @@ def _minutes(seconds: float) -> str:
 
 
 def status_text(watcher: PoolWatcher | ServerWatcher) -> tuple[str, str]:
-    """(main line, detail line) in words for the watcher's current status."""
+    """(main line, detail line) in words: the status's own ``headline()``, plus what
+    only the watcher knows (when it checks again, idle time and its cost, a paused
+    schedule, its errors); a pool's are ``pool_status_text``."""
     if isinstance(watcher, PoolWatcher) and watcher.is_pool:
         return pool_status_text(watcher)
     status = watcher.status
     state = status.state
+    line, detail = status.headline()
     if state is ServerState.NOT_CONFIGURED:
-        line = "Self-hosted server: not configured"
-        detail = status.reason or NOT_CONFIGURED_HINT
-        if status.reason:
-            detail += " " + NOT_CONFIGURED_HINT
-    elif state is ServerState.CHECKING:
-        line, detail = f"Checking your server at {status.display_url}…", ""
-    elif state is ServerState.BUSY:
-        line = f"Busy: {status.reason or 'drawing an image'}"
-        detail = status.display_url or ""
+        detail += " Then press Refresh."
     elif state is ServerState.OFFLINE:
-        line = f"Offline: {status.reason or 'no answer'}"
-        delay = _next_check(watcher)
-        detail = f"{status.display_url} · checking again{delay} — or press Refresh"
-    else:
-        line = status.summary()
+        detail = f"{detail} · checking again{_next_check(watcher)} — or press Refresh"
+    elif state is ServerState.HEALTHY:
         rate = watcher.settings.selfhosted_cost_per_hour
         parts = idle_words(watcher.idle_seconds(), watcher.seconds_until_shutdown(), rate)
         if rate and isinstance(watcher, PoolWatcher) and status.url:
             parts.append(spent_words(watcher.spent_usd(status.url), watcher.first_seen(status.url)))
         if watcher.paused:
             parts.append("auto-check paused so it can idle — press Refresh")
-        parts.append(status.display_url or "")
+        parts.append(detail)
         detail = " · ".join(p for p in parts if p)
     if watcher.checking and state is not ServerState.CHECKING:
         line += " (checking…)"
@@ -100,10 +79,11 @@ class StatusIndicator(w.HBox):
         )
         self.refresh_button.on_click(self._on_refresh)
         super().__init__(
-            [self.text, self.refresh_button],
+            [self.text, self.refresh_button, Styles()],
             layout=w.Layout(align_items="center", width="100%", justify_content="space-between"),
             **kwargs,
         )
+        self.add_class("pixery")
         self.add_class("pixery-status")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe = self.watcher.subscribe(lambda _w: self.update())
@@ -118,29 +98,19 @@ class StatusIndicator(w.HBox):
     def update(self) -> None:
         """Draw the watcher's status now."""
         line, detail = status_text(self.watcher)
-        colour = DOT_COLOURS[self.watcher.status.state]
-        self.text.value = (
-            '<div class="pixery-status-text" style="display:flex;gap:8px;align-items:baseline;'
-            'line-height:1.35;font-size:var(--jp-ui-font-size1,13px);">'
-            f'<span class="pixery-dot" data-state="{self.state.value}" aria-hidden="true" '
-            f'style="flex:0 0 auto;display:inline-block;width:10px;height:10px;'
-            f'border-radius:50%;background:{colour};position:relative;top:1px"></span>'
-            '<span style="min-width:0">'
-            f'<span class="pixery-status-line" style="color:var(--jp-ui-font-color1,#212121)">'
-            f"{html.escape(line)}</span>"
-            + (
-                '<br><span class="pixery-status-detail" '
-                'style="color:var(--jp-ui-font-color2,#616161);'
-                f'font-size:var(--jp-ui-font-size0,11px)">{html.escape(detail)}</span>'
-                if detail
-                else ""
-            )
-            + "</span></div>"
-            + (
-                servers_html(self.watcher)
-                if isinstance(self.watcher, PoolWatcher) and self.watcher.is_pool
-                else ""
-            )
+        below = (
+            f'<br><span class="pixery-status-detail">{html.escape(detail)}</span>' if detail else ""
+        )
+        watcher = self.watcher
+        servers = (
+            servers_html(watcher) if isinstance(watcher, PoolWatcher) and watcher.is_pool else ""
+        )
+        self.text.value = (  # the dot's colour follows data-state (static/widgets.css)
+            '<div class="pixery-status-text">'
+            f'<span class="pixery-dot" data-state="{self.state.value}" aria-hidden="true"></span>'
+            '<span class="pixery-status-words">'
+            f'<span class="pixery-status-line">{html.escape(line)}</span>{below}</span></div>'
+            f"{servers}"
         )
 
     def _on_refresh(self, _button: w.Button) -> None:

@@ -10,7 +10,6 @@ the sheet it is given, as a display-size JPEG.
 
 from __future__ import annotations
 
-import html
 import io
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import ipywidgets as w
 
 from ..session.sheet import ContactSheet
 from ..session.sweep_text import PANEL_FIELDS, panel_label, preview
+from .styles import Styles, error_text, muted
 
 __all__ = ["SHEET_SIDE", "SweepSection"]
 
@@ -30,13 +30,6 @@ _OPTIONS = [("—", ""), *((panel_label(name), name) for name in PANEL_FIELDS)]
 _HINT = (
     "e.g. 4, 6, 8 or 4-8 (+2) or 4-8 [3]; Prompt S/R: the words to find, then their replacements"
 )
-
-
-def _small(text: str, colour: str = "var(--jp-ui-font-color2,#616161)") -> str:
-    return (
-        f'<span style="color:{colour};font-size:var(--jp-ui-font-size1,13px)">'
-        f"{html.escape(text)}</span>"
-    )
 
 
 def _short(path: Path) -> str:
@@ -65,7 +58,7 @@ class SweepSection(w.VBox):
 
         self.x_field, self.x_values = field("X"), values()
         self.y_field, self.y_values = field("Y"), values()
-        self.note = w.HTML(_small(preview([])[0]))
+        self.note = w.HTML(muted(preview([])[0]))
         row = w.Layout(align_items="center", width="100%")
         body = w.VBox(
             [
@@ -80,7 +73,8 @@ class SweepSection(w.VBox):
             format="jpeg", layout=w.Layout(display="none", max_width="100%", width="auto")
         )
         self.sheet_caption = w.HTML("")
-        super().__init__([self.accordion, self.sheet_image, self.sheet_caption], **kwargs)
+        super().__init__([self.accordion, self.sheet_image, self.sheet_caption, Styles()], **kwargs)
+        self.add_class("pixery")
         self.add_class("pixery-sweep")
         self.sheet_image.add_class("pixery-sweep-sheet")
         for widget in (self.x_field, self.x_values, self.y_field, self.y_values):
@@ -108,13 +102,13 @@ class SweepSection(w.VBox):
         text, ok = preview(
             [(self.x_field.value, self.x_values.value), (self.y_field.value, self.y_values.value)]
         )
-        self.note.value = _small(text) if ok else _small(text, "var(--jp-error-color1,#d32f2f)")
+        self.note.value = muted(text) if ok else error_text(text)
 
     def show_sheet(self, sheet: ContactSheet | None, note: str = "") -> None:
         """Show a sweep's contact sheet under the section (``None``: hide the last one)."""
         if sheet is None:
             self.sheet_image.layout.display = "none"
-            self.sheet_caption.value = _small(note) if note else ""
+            self.sheet_caption.value = muted(note) if note else ""
             return
         image = sheet.images[0].copy()
         image.thumbnail((SHEET_SIDE, SHEET_SIDE))
@@ -125,4 +119,4 @@ class SweepSection(w.VBox):
         with self.hold_sync():
             self.sheet_image.value = buf.getvalue()
             self.sheet_image.layout.display = "block"
-            self.sheet_caption.value = _small(f"{sheet.batch.summary()}{more}{where}{note}")
+            self.sheet_caption.value = muted(f"{sheet.batch.summary()}{more}{where}{note}")

@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -396,6 +396,19 @@ class LabError(AssertionError):
     """A :class:`LabPage` wait ran out or the notebook had errors (message has a screenshot path)."""
 
 
+#: JS for ``LabPage.colour_and_theme``: a computed colour and a probe of the theme variable.
+_COLOUR_AND_THEME = """([selector, prop, variable]) => {
+  const el = document.querySelector(selector);
+  if (!el) return null;
+  const probe = document.createElement('div');
+  probe.style.color = `var(${variable})`;
+  document.body.appendChild(probe);
+  const want = getComputedStyle(probe).color;
+  probe.remove();
+  return [getComputedStyle(el)[prop.replace(/-([a-z])/g, (_, c) => c.toUpperCase())], want];
+}"""
+
+
 class LabPage:
     """A Playwright ``Page`` showing JupyterLab on ``server``.
 
@@ -486,6 +499,10 @@ class LabPage:
         def loaded() -> bool:
             self.dismiss_dialogs()
             st = self.state()
+            if st.get("ready") and st.get("path") != name:
+                # Shown, but the layout the shared Lab restored kept another tab current
+                # (commands such as Run All act on the current one): make it current.
+                self.execute_command("docmanager:open", {"path": name})
             return bool(st.get("ready") and st.get("path") == name)
 
         self._poll(
@@ -533,6 +550,42 @@ class LabPage:
             "([cmd, args]) => { window.jupyterapp.commands.execute(cmd, args); }",
             [command, args or {}],
         )
+
+    @contextlib.contextmanager
+    def dark_theme(self) -> Iterator[None]:
+        """JupyterLab Dark for the block, then Light again (the theme is a setting of the
+        shared JupyterLab, so it is put back even when the block fails)."""
+        self.execute_command("apputils:change-theme", {"theme": "JupyterLab Dark"})
+        try:
+            self.page.wait_for_function(
+                "() => document.body.dataset.jpThemeLight === 'false'", timeout=15000
+            )
+            self.page.wait_for_timeout(500)
+            yield
+        finally:
+            self.execute_command("apputils:change-theme", {"theme": "JupyterLab Light"})
+            with contextlib.suppress(Exception):  # back before the next test opens a notebook
+                self.page.wait_for_function(
+                    "() => document.body.dataset.jpThemeLight === 'true'", timeout=15000
+                )
+
+    def colour_and_theme(self, selector: str, prop: str, variable: str) -> tuple[str, str] | None:
+        """(the first ``selector`` match's computed ``prop``, the colour the theme's
+        ``variable`` resolves to), both as the browser writes them; ``None`` if no match."""
+        pair = self.page.evaluate(_COLOUR_AND_THEME, [selector, prop, variable])
+        return tuple(pair) if pair is not None else None  # type: ignore[return-value]
+
+    def theme_colours(
+        self, checks: Sequence[tuple[str, str, str, str]]
+    ) -> dict[str, tuple[str, str]]:
+        """``colour_and_theme`` for each (what, selector, property, variable), by ``what``;
+        a selector that matches nothing fails the test."""
+        found: dict[str, tuple[str, str]] = {}
+        for what, selector, prop, variable in checks:
+            pair = self.colour_and_theme(selector, prop, variable)
+            assert pair is not None, f"{what}: nothing matches {selector}"
+            found[what] = pair
+        return found
 
     def run_all(
         self, timeout: float = RUN_ALL_TIMEOUT, check_errors: bool = True, via_menu: bool = False

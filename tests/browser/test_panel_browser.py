@@ -157,13 +157,6 @@ def test_panel_reorders_after_the_check_refuses_greyed_entries_and_generates(
     lab.screenshot("panel-6-offline", target=panel)
 
     # 7. The same panel in the dark theme stays readable.
-    lab.execute_command("apputils:change-theme", {"theme": "JupyterLab Dark"})
-    try:
-        lab.page.wait_for_function(
-            "() => document.body.dataset.jpThemeLight === 'false'", timeout=15000
-        )
-        lab.page.wait_for_timeout(500)
+    with lab.dark_theme():
         lab.screenshot("panel-7-dark", target=panel)
-    finally:  # the theme is a setting of the shared JupyterLab: put it back
-        lab.execute_command("apputils:change-theme", {"theme": "JupyterLab Light"})
     lab.assert_no_errors()

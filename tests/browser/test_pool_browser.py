@@ -21,6 +21,17 @@ pytestmark = pytest.mark.browser
 
 SELECT = ".pixery-model-select"
 
+#: (what, selector, CSS property, the theme variable it must equal): the server lines'
+#: classes take the palette's colours in either theme.
+CHECKS = [
+    ("a server's line", ".pixery-server-line", "color", "--jp-ui-font-color1"),
+    ("its address", ".pixery-server-url", "color", "--jp-ui-font-color2"),
+    ("a healthy dot", '.pixery-server[data-state="healthy"] .pixery-dot', "background-color",
+     "--jp-success-color1"),
+    ("an offline dot", '.pixery-server[data-state="offline"] .pixery-dot', "background-color",
+     "--jp-error-color1"),
+]  # fmt: skip
+
 
 @pytest.fixture
 def pool_one_down() -> Iterator[SimPool]:
@@ -68,16 +79,14 @@ def test_three_servers_one_down_show_a_line_each_in_light_and_dark(
         "dots => dots.map(d => getComputedStyle(d).backgroundColor)"
     )
     assert dot_colours[0] == dot_colours[2] != dot_colours[1]  # healthy, offline, healthy
+    light = lab.theme_colours(CHECKS)
+    assert all(got == want for got, want in light.values()), light
     lab.screenshot("pool-1-one-down-light", target=status)
     lab.screenshot("pool-2-panel-light", target=lab.notebook.locator(".pixery-panel"))
 
-    lab.execute_command("apputils:change-theme", {"theme": "JupyterLab Dark"})
-    try:
-        lab.page.wait_for_function(
-            "() => document.body.dataset.jpThemeLight === 'false'", timeout=15000
-        )
-        lab.page.wait_for_timeout(500)
+    with lab.dark_theme():
+        dark = lab.theme_colours(CHECKS)
         lab.screenshot("pool-3-one-down-dark", target=status)
-    finally:  # the theme is a setting of the shared JupyterLab: put it back
-        lab.execute_command("apputils:change-theme", {"theme": "JupyterLab Light"})
+    assert all(got == want for got, want in dark.values()), dark
+    assert dark["a server's line"] != light["a server's line"]  # the theme really changed it
     lab.assert_no_errors()

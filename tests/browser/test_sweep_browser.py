@@ -1,7 +1,8 @@
 """A sweep from the panel's X/Y section in a real JupyterLab, against a simulator started
 by the test: open the closed section, pick two fields, type their values (one as an
-A1111 range), Generate, and see the contact sheet under the section. Screenshots go to
-test-artifacts/screenshots/ (sweep-1-fields.png, sweep-2-sheet.png)."""
+A1111 range), Generate, and see the contact sheet under the section, its words in the
+theme's colours. Screenshots go to test-artifacts/screenshots/ (sweep-1-fields.png,
+sweep-2-sheet.png, sweep-3-sheet-dark.png)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def test_a_sweep_from_the_xy_section_shows_its_contact_sheet(
     lab: LabPage, quick_sim: SimServer
 ) -> None:
     lab.page.set_viewport_size({"width": 1400, "height": 1900})
-    name = lab.server.copy_notebook("panel.ipynb")
+    # a name of its own: the panel test's panel.ipynb may still be open in the shared Lab
+    name = lab.server.copy_notebook("panel.ipynb", "sweep.ipynb")
     path = lab.server.root_dir / name
     path.write_text(path.read_text().replace("__SIM_URL__", quick_sim.url))
     lab.open_notebook(name)
@@ -66,5 +68,12 @@ def test_a_sweep_from_the_xy_section_shows_its_contact_sheet(
     natural = sheet.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert natural[0] > 1000 and natural[1] > 500  # the sheet, not a single image
     sheet.scroll_into_view_if_needed()
+    caption = ".pixery-sweep .pixery-muted"  # the preview line and the sheet's caption
+    light = lab.colour_and_theme(caption, "color", "--jp-ui-font-color2")
+    assert light is not None and light[0] == light[1], light
     lab.screenshot("sweep-2-sheet", target=panel)
+    with lab.dark_theme():
+        dark = lab.colour_and_theme(caption, "color", "--jp-ui-font-color2")
+        lab.screenshot("sweep-3-sheet-dark", target=panel)
+    assert dark is not None and dark[0] == dark[1] != light[0], dark
     lab.assert_no_errors()
