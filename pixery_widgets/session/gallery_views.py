@@ -19,6 +19,7 @@ from typing import Any
 
 from ..archive import Archive, ArchiveRecord, a1111_parameters, get_archive
 from ..archive.registry import open_archives
+from ..core import schema
 from ..core.config import Settings
 from ..core.errors import PixeryError
 from ..core.images import data_url, thumbnail_png
@@ -219,12 +220,15 @@ def compare_view(records: Sequence[ArchiveRecord]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Remix:
-    """A record's settings as the panel's form takes them; ``notes`` says what did not carry."""
+    """A record's settings as the panel's form takes them; ``notes`` says what did not carry.
+
+    The attributes are the request fields' (``core.schema``), so ``fields()`` is derived."""
 
     prompt: str
     negative_prompt: str
     model: str
-    size: tuple[int, int] | None
+    width: int | None
+    height: int | None
     seed: int | None
     steps: int | None
     cfg_scale: float | None
@@ -233,6 +237,14 @@ class Remix:
     references: tuple[bytes, ...]
     ip_adapter_scale: float | None
     notes: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return (self.width, self.height) if self.width and self.height else None
+
+    def fields(self) -> dict[str, Any]:
+        """The values by request field name, as the panel's form loads them."""
+        return {f.name: getattr(self, f.attribute) for f in schema.FIELDS}
 
 
 def remix_values(record: ArchiveRecord) -> Remix:
@@ -246,12 +258,12 @@ def remix_values(record: ArchiveRecord) -> Remix:
             references = tuple(record.archive.reference_images(record.reference_hash))
         except PixeryError as exc:
             notes.append(exc.message)
-    size = (record.width, record.height) if record.width and record.height else None
     return Remix(
         prompt=record.prompt,
         negative_prompt=record.negative_prompt or "",
         model=record.model,
-        size=size,
+        width=record.width,
+        height=record.height,
         seed=record.seed,
         steps=record.steps,
         cfg_scale=record.cfg_scale,

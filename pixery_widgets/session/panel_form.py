@@ -1,8 +1,9 @@
-"""Which of the panel's controls make sense for the chosen model, and their defaults.
+"""What the panel's form shows for the chosen model beyond which fields it takes.
 
-Pure rules over the model's catalog entry and the server's status: the panel
-hides what a model does not take, prefills steps and CFG from the server's
-``/models``, and says why LoRAs are off.
+Which request fields a model takes is the schema's (``core.schema.takes``; the
+widgets' ``RequestForm.fit`` hides the rest). These are the other rules, pure,
+over the model's catalog entry and the server's status: the steps and CFG
+prefilled from the server's ``/models``, and why LoRAs are off.
 """
 
 from __future__ import annotations
@@ -17,15 +18,11 @@ __all__ = ["FormView", "StepsCfgPrefill", "form_view"]
 
 @dataclass(frozen=True)
 class FormView:
-    """Which controls make sense for the chosen model, and their defaults."""
+    """The chosen model's label, defaults and LoRAs, as the form shows them."""
 
     model: str | None
     label: str
     is_local: bool
-    takes_negative_prompt: bool
-    takes_seed: bool
-    takes_reference: bool
-    takes_steps_cfg: bool
     default_steps: int | None
     default_cfg: float | None
     lora_enabled: bool
@@ -59,10 +56,6 @@ def form_view(
         model=selection,
         label=spec.display_name if spec else (selection or ""),
         is_local=is_local,
-        takes_negative_prompt=bool(spec and spec.takes_negative_prompt),
-        takes_seed=bool(spec and spec.takes_seed),
-        takes_reference=bool(spec and spec.max_references > 0),
-        takes_steps_cfg=is_local,
         default_steps=steps,
         default_cfg=cfg,
         lora_enabled=lora_enabled,

@@ -7,6 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..core import schema
 from ..core.types import DEFAULT_LORA_SCALE
 from ..session.validation import RANGES
 from .styles import Styles, muted
@@ -27,7 +28,7 @@ class LoraPicker(w.HBox):
         self.choice = w.Dropdown(
             options=[NO_LORA],
             value=NO_LORA,
-            description="LoRA",
+            description=schema.field("lora").label,
             layout=w.Layout(width="220px"),
             style={"description_width": "40px"},
         )

@@ -34,9 +34,10 @@ from ..session.menu import MenuEntry
 from ..session.pool_watcher import PoolWatcher
 from ..session.sheet import ContactSheet
 from . import panel_parts as parts
+from .form import RequestForm
 from .image_output import ImageOutput
-from .lora import LoraPicker
 from .model_dropdown import ModelDropdown
+from .progress import show_on_bar
 from .remix import remix_into, remix_parent, set_reference
 from .status import StatusIndicator
 from .styles import error_text, muted
@@ -86,17 +87,12 @@ class PixeryPanel(w.VBox):
         """Every control, as an attribute (scripts and tests reach them by name)."""
         self.status_indicator = StatusIndicator(self.watcher)
         self.model_dropdown = ModelDropdown()
-        self.lora_picker = LoraPicker(enabled=False)
-        self.prompt = parts.prompt_field()
-        self.negative_prompt = parts.negative_prompt_field()
-        self.size = parts.size_dropdown()
-        self.seed = parts.seed_field()
+        #: The request fields' controls, from the schema; each also an attribute (``panel.cfg``).
+        self.form = RequestForm()
+        for attr, control in self.form.widgets.items():
+            setattr(self, attr, control)
         self.count = parts.count_field()
-        self.steps = parts.steps_field()
-        self.cfg = parts.cfg_field()
-        self.reference = parts.reference_upload()
         self.clear_reference = parts.remove_reference_button()
-        self.ip_adapter_scale = parts.ip_adapter_slider()
         self.generate_button = w.Button(
             description="Generate", button_style="primary", layout=w.Layout(width="120px")
         )
@@ -122,6 +118,12 @@ class PixeryPanel(w.VBox):
             layout=w.Layout(width="100%", display="none"),
         )
         self._progress_box.add_class("pixery-progress")
+        #: Rows shown while any of their controls is (``RequestForm.fit`` decides those).
+        self._fitted_rows = (
+            (self._negative_row, ("negative_prompt",)),
+            (self._steps_cfg, ("steps", "cfg")),
+            (self._reference_row, ("reference",)),
+        )
         return [
             self.status_indicator,
             parts.row(self.model_dropdown, self.lora_picker),
@@ -201,21 +203,8 @@ class PixeryPanel(w.VBox):
 
     def form_values(self) -> FormValues:
         """What the form holds now."""
-        upload = self.reference.value
-        reference = bytes(upload[0]["content"]) if upload else None
         return FormValues(
-            prompt=self.prompt.value,
-            negative_prompt=self.negative_prompt.value,
-            size=tuple(self.size.value),  # type: ignore[arg-type]
-            seed=self.seed.value,
-            steps=self.steps.value,
-            cfg_scale=self.cfg.value,
-            reference=reference,
-            ip_adapter_scale=self.ip_adapter_scale.value,
-            lora=self.lora_picker.lora,
-            lora_scale=self.lora_picker.lora_scale,
-            count=self.count.value,
-            sweep=self.sweep_section.rows(),
+            **self.form.values(), count=self.count.value, sweep=self.sweep_section.rows()
         )
 
     def remix(self, record: ArchiveRecord) -> list[str]:
@@ -254,10 +243,10 @@ class PixeryPanel(w.VBox):
             self._syncing = False
         self.lora_picker.show(view.loras, enabled=view.lora_enabled, note=view.lora_note)
         self.generate_button.disabled = view.model is None and not ctrl.running
-        self._negative_row.layout.display = None if view.takes_negative_prompt else "none"
-        self.seed.disabled = not view.takes_seed
-        self.seed.placeholder = "random" if view.takes_seed or not view.model else "not used"
-        self._steps_cfg.layout.display = None if view.takes_steps_cfg else "none"
+        self.form.fit(ctrl.spec())
+        for row, attrs in self._fitted_rows:
+            shown = any(self.form.shown(attr) for attr in attrs)
+            row.layout.display = None if shown else "none"
         fill = ctrl.steps_cfg_to_show(self.steps.value, self.cfg.value)
         if fill is not None:
             steps, cfg = fill
@@ -265,10 +254,6 @@ class PixeryPanel(w.VBox):
                 self.steps.value = steps
             if cfg is not None:
                 self.cfg.value = cfg
-        self._reference_row.layout.display = None if view.takes_reference else "none"
-        self.ip_adapter_scale.layout.display = (
-            None if view.takes_reference and view.is_local else "none"
-        )
         self._render_message()
 
     def _render_generation(self) -> None:
@@ -301,14 +286,9 @@ class PixeryPanel(w.VBox):
                         ctrl.last_error or "No image arrived.", title="No image could be made"
                     )
         elif ctrl.last_outcome == "done" and ctrl.last_generation is not None:
-            generation = ctrl.last_generation
-            if (
-                spawn(
-                    self.image_output.ashow_generation(generation), self._tasks, self._show_failure
-                )
-                is None
-            ):
-                self.image_output.show_generation(generation)
+            drawing = self.image_output.ashow_generation(ctrl.last_generation)
+            if spawn(drawing, self._tasks, self._show_failure) is None:  # no loop: draw here
+                self.image_output.show_generation(ctrl.last_generation)
         elif ctrl.last_outcome == "failed":
             self.image_output.show_error(ctrl.last_error or "Unknown error.")
         elif ctrl.last_outcome == "cancelled":
@@ -323,11 +303,7 @@ class PixeryPanel(w.VBox):
             self._progress_box.layout.display = "none"
             return
         self._progress_box.layout.display = None
-        style = "success" if snap.done == snap.total else "warning"
-        with self.progress_bar.hold_sync():
-            self.progress_bar.max = max(1, snap.total)
-            self.progress_bar.value = snap.settled
-            self.progress_bar.bar_style = style if snap.finished else "info"
+        show_on_bar(self.progress_bar, snap)
         label = muted(ctrl.progress_text())
         if self.progress_label.value != label:
             self.progress_label.value = label

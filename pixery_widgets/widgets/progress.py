@@ -13,7 +13,19 @@ from typing import Any
 
 from ..session.progress import ProgressSnapshot
 
-__all__ = ["WidgetProgress", "notebook_reporter"]
+__all__ = ["WidgetProgress", "notebook_reporter", "show_on_bar"]
+
+
+def show_on_bar(bar: Any, snapshot: ProgressSnapshot) -> None:
+    """A batch's progress on an ``IntProgress``, for the cell's bar and the panel's alike:
+    settled of total, blue while it runs, then green if every image came, amber if not."""
+    with bar.hold_sync():
+        bar.max = max(1, snapshot.total)
+        bar.value = snapshot.settled
+        if snapshot.finished:
+            bar.bar_style = "success" if snapshot.done == snapshot.total else "warning"
+        else:
+            bar.bar_style = "info"
 
 
 class WidgetProgress:
@@ -32,11 +44,7 @@ class WidgetProgress:
         display(self.box)
 
     def __call__(self, snapshot: ProgressSnapshot) -> None:
-        self.bar.max = max(1, snapshot.total)
-        self.bar.value = snapshot.settled
-        if snapshot.finished:
-            whole = snapshot.done == snapshot.total
-            self.bar.bar_style = "success" if whole else "warning"
+        show_on_bar(self.bar, snapshot)
         self.label.value = html.escape(snapshot.summary())
 
     def close(self) -> None:
