@@ -64,7 +64,7 @@ after = rss_mb()
 print({mark!r} + json.dumps({{
     "before_mb": before, "after_mb": after, "batch_s": took,
     "png_bytes": sum(len(g.png_bytes) for g in batch.generations),
-    "thumb_bytes": sum(len(t) for t in batch._thumbs.values()),
+    "thumb_bytes": sum(len(t) for t in batch.thumbnails.values()),
     "grid_cells": batch._grid_length(),
 }}))
 """

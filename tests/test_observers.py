@@ -115,7 +115,7 @@ def test_every_observable_of_the_package_uses_the_one_policy(tmp_path, caplog):
         estimated_cost_usd=0.0,
     )
     batch.subscribe(broken)
-    batch._notify()
+    batch.notify()
     assert [str(r.exc_info[1]) for r in errors(caplog) if r.exc_info] == ["broken display"] * 3
 
 

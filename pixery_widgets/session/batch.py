@@ -19,12 +19,14 @@ import asyncio
 import datetime as dt
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..archive import Archive
 from ..archive.files import thumbnail
 from ..core.config import Settings, load_settings
 from ..core.observers import Observers
+from ..core.tasks import spawn
 from ..core.types import Generation, caption_line
 from .batch_run import BatchRun, run_interruptible
 from .jobs import Job, JobFailure, Result
@@ -44,6 +46,10 @@ __all__ = ["GRID_THUMB_BYTES", "Batch", "Job", "JobFailure"]
 GRID_THUMB_BYTES = 1_000_000
 #: What a thumbnail not made yet is counted as (they are 3–7 KB).
 _THUMB_GUESS = 8_000
+
+
+#: Batches started in the background, kept referenced until they end.
+_BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
 def _new_batch_id() -> str:
@@ -101,6 +107,26 @@ class Batch(BatchRun):
 
     def __len__(self) -> int:
         return len(self.jobs)
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The checked request keywords every job shares (a sweep's cells override some)."""
+        return MappingProxyType(self._params)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings it runs with (re-read by ``retry_failed`` unless they were given)."""
+        return self._settings
+
+    @property
+    def thumbnails(self) -> Mapping[int, bytes]:
+        """The grid's thumbnails made so far, by job index (the contact sheet reuses them)."""
+        return MappingProxyType(self._thumbs)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """``cancel()`` was called and the run has not ended yet."""
+        return self._cancel_requested
 
     @property
     def generations(self) -> list[Generation]:
@@ -181,6 +207,16 @@ class Batch(BatchRun):
         self._cancel_requested = True
         for worker in self._workers:
             worker.cancel()
+
+    async def run_all(self, progress: Any = True) -> Batch:
+        """Run every job and return when all are settled (``arun_batch``, ``run_batch``)."""
+        await self._execute(range(len(self.jobs)), progress)
+        return self
+
+    def start(self, progress: Any = True) -> None:
+        """Run every job in the background on the running loop (``start_batch``)."""
+        self._loop = asyncio.get_running_loop()
+        self._runner = spawn(self.run_all(progress), _BACKGROUND, name=f"pixery-batch-{self.id}")
 
     async def wait(self) -> Batch:
         """Wait until a batch started with ``start_batch`` has finished; returns it."""

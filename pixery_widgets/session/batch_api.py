@@ -1,22 +1,17 @@
 """The batch entry points: ``arun_batch``, its sync twin ``run_batch``, ``start_batch``.
 
 Each plans the batch (``batch_plan``: every check before any request) and runs it
-(``batch_run``); ``last_batch()`` gives back the last one, also after an interrupt.
+(``Batch.run_all``, ``Batch.start``); ``last_batch()`` gives back the last one, also
+after an interrupt. Their keywords are ``plan_batch``'s (declared there once, request
+fields from the schema) and ``progress``; ``with_plan_keywords`` shows them in ``help``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..archive import Archive
-from ..core import schema
-from ..core.config import Settings
 from ..core.sync import run_sync
-from ..core.tasks import spawn
-from .batch_plan import last_batch, plan_batch
+from .batch_plan import last_batch, plan_batch, with_plan_keywords
 from .batch_run import run_interruptible
 
 if TYPE_CHECKING:
@@ -25,21 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["arun_batch", "last_batch", "run_batch", "start_batch"]
 
 
-@schema.with_request_fields(exclude=("seed",))
-async def arun_batch(
-    prompts: str | Sequence[str],
-    model: str | Sequence[str] = "animagine",
-    *,
-    seeds: int | Iterable[int | None] | None = None,
-    concurrency: int | Mapping[str, int] | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    archive: bool | Archive = True,
-    max_cost_usd: float | None = None,
-    progress: Any = True,
-    settings: Settings | None = None,
-    vary: Mapping[str, Iterable[Any]] | None = None,
-    **params: Any,
-) -> Batch:
+@with_plan_keywords
+async def arun_batch(*args: Any, progress: Any = True, **keywords: Any) -> Batch:
     """Make one image per (prompt, seed, model) and return the ``Batch`` when all are settled.
 
     ``seeds``: ``None`` → one job per prompt, the back end picks the seed;
@@ -50,10 +32,10 @@ async def arun_batch(
     ``{"fal": 8, "selfhosted": 1}``; default 1 per self-hosted server, 4 per
     cloud provider (each server of a pool gets its own). ``max_cost_usd`` refuses a
     batch whose estimate (list prices; self-hosted GPU time at
-    SELFHOSTED_COST_PER_HOUR) is above it (``CostLimitError``), before any request. ``out_dir`` archives
-    somewhere else than ``PIXERY_ARCHIVE_DIR``; ``archive=False`` keeps images in
-    memory only. ``progress``: True (a bar), False, or a callable taking a
-    ``ProgressSnapshot``. The other keywords are ``agenerate``'s request fields (see the
+    SELFHOSTED_COST_PER_HOUR) is above it (``CostLimitError``), before any request.
+    ``out_dir`` archives somewhere else than ``PIXERY_ARCHIVE_DIR``; ``archive=False``
+    keeps images in memory only. ``progress``: True (a bar), False, or a callable taking
+    a ``ProgressSnapshot``. The other keywords are ``agenerate``'s request fields (see the
     signature; ``seeds`` instead of ``seed``) and provider options, checked for every model
     before anything is sent.
 
@@ -65,95 +47,25 @@ async def arun_batch(
 
     A failed job does not stop the others; see ``.failed`` and ``retry_failed()``.
     """
-    batch = await plan_batch(
-        prompts,
-        model,
-        seeds=seeds,
-        concurrency=concurrency,
-        out_dir=out_dir,
-        archive=archive,
-        max_cost_usd=max_cost_usd,
-        settings=settings,
-        vary=vary,
-        **params,
-    )
-    await batch._execute(range(len(batch.jobs)), progress)
-    return batch
+    batch = await plan_batch(*args, **keywords)
+    return await batch.run_all(progress)
 
 
-@schema.with_request_fields(exclude=("seed",))
-async def start_batch(
-    prompts: str | Sequence[str],
-    model: str | Sequence[str] = "animagine",
-    *,
-    seeds: int | Iterable[int | None] | None = None,
-    concurrency: int | Mapping[str, int] | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    archive: bool | Archive = True,
-    max_cost_usd: float | None = None,
-    progress: Any = True,
-    settings: Settings | None = None,
-    vary: Mapping[str, Iterable[Any]] | None = None,
-    **params: Any,
-) -> Batch:
+@with_plan_keywords
+async def start_batch(*args: Any, progress: Any = True, **keywords: Any) -> Batch:
     """Check and start a batch in the background; returns the running ``Batch`` at once.
 
     In a notebook the cell ends immediately, so ``batch.cancel()`` works from
     another cell; ``await batch`` waits for it. Same arguments as ``arun_batch``.
     """
-    batch = await plan_batch(
-        prompts,
-        model,
-        seeds=seeds,
-        concurrency=concurrency,
-        out_dir=out_dir,
-        archive=archive,
-        max_cost_usd=max_cost_usd,
-        settings=settings,
-        vary=vary,
-        **params,
-    )
-    batch._loop = asyncio.get_running_loop()
-    batch._runner = spawn(
-        batch._execute(range(len(batch.jobs)), progress),
-        _background,
-        name=f"pixery-batch-{batch.id}",
-    )
+    batch = await plan_batch(*args, **keywords)
+    batch.start(progress)
     return batch
 
 
-_background: set[asyncio.Task[Any]] = set()
-
-
-@schema.with_request_fields(exclude=("seed",))
-def run_batch(
-    prompts: str | Sequence[str],
-    model: str | Sequence[str] = "animagine",
-    *,
-    seeds: int | Iterable[int | None] | None = None,
-    concurrency: int | Mapping[str, int] | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    archive: bool | Archive = True,
-    max_cost_usd: float | None = None,
-    progress: Any = True,
-    settings: Settings | None = None,
-    vary: Mapping[str, Iterable[Any]] | None = None,
-    **params: Any,
-) -> Batch:
+@with_plan_keywords
+def run_batch(*args: Any, progress: Any = True, **keywords: Any) -> Batch:
     """Sync twin of ``arun_batch``; in a kernel too. Interrupting the kernel cancels
     what is in flight and keeps every arrived image (``px.last_batch()`` holds them)."""
-    batch = run_sync(
-        plan_batch(
-            prompts,
-            model,
-            seeds=seeds,
-            concurrency=concurrency,
-            out_dir=out_dir,
-            archive=archive,
-            max_cost_usd=max_cost_usd,
-            settings=settings,
-            vary=vary,
-            **params,
-        )
-    )
-    return run_interruptible(batch, batch._execute(range(len(batch.jobs)), progress))
+    batch = run_sync(plan_batch(*args, **keywords))
+    return run_interruptible(batch, batch.run_all(progress))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ..archive import Archive, get_archive
 from ..core import schema
@@ -27,7 +28,7 @@ from .sweep import Sweep, plan_sweep
 from .sweep_checks import estimate_cost, validate_sweep
 from .validation import as_references
 
-__all__ = ["last_batch", "plan_batch", "plan_jobs"]
+__all__ = ["last_batch", "plan_batch", "plan_jobs", "with_plan_keywords"]
 
 _last: Batch | None = None
 
@@ -190,3 +191,21 @@ def _keywords() -> tuple[str, ...]:
     from .batch_api import arun_batch  # the entry points are built on this module
 
     return schema.keywords_of(arun_batch)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_plan_keywords(func: F) -> F:
+    """Give a batch entry point ``plan_batch``'s signature, with its own ``progress`` after
+    ``max_cost_usd``: the batch's keywords are declared once, on ``plan_batch``, and the
+    entry points (``arun_batch``, ``start_batch``, ``run_batch``) pass them through."""
+    planned = inspect.signature(plan_batch)
+    progress = inspect.signature(func).parameters["progress"]
+    params = list(planned.parameters.values())
+    at = [p.name for p in params].index("max_cost_usd") + 1
+    func.__signature__ = planned.replace(  # type: ignore[attr-defined]
+        parameters=[*params[:at], progress, *params[at:]],
+        return_annotation=inspect.signature(func).return_annotation,
+    )
+    return func

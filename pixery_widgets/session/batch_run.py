@@ -124,13 +124,15 @@ class BatchRun:
         """Indices of the current (or last) run's jobs whose image arrived, in arrival order."""
         return list(self._arrivals)
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Tell the observers where the run stands now."""
         if self._observers:  # a broken display is logged by Observers; the batch goes on
             self._observers.notify(self.snapshot())
 
     # -- running ------------------------------------------------------------------------------------
 
-    def _limit(self, provider: str) -> int:
+    def concurrency_for(self, provider: str) -> int:
+        """How many requests the batch keeps in flight on ``provider`` (per server)."""
         conc = self._concurrency
         if isinstance(conc, int):
             return conc
@@ -191,9 +193,9 @@ class BatchRun:
             self._workers = pool_workers(self, queues) + [
                 asyncio.create_task(self._worker(queue), name=f"pixery-batch-{self.id}")
                 for key, queue in queues.items()
-                for _ in range(max(1, min(self._limit(key[0]), len(queue))))
+                for _ in range(max(1, min(self.concurrency_for(key[0]), len(queue))))
             ]
-            self._notify()
+            self.notify()
             if self._workers:
                 await asyncio.wait(self._workers)
         finally:
@@ -238,7 +240,7 @@ class BatchRun:
         self._cancel_requested = False
         self._running.clear()
         if was_active:
-            self._notify()
+            self.notify()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -290,7 +292,7 @@ class BatchRun:
         """
         job = self.jobs[i]
         self._running.add(i)
-        self._notify()
+        self.notify()
         try:
             generation = await self._draw(job, settings)
         except asyncio.CancelledError:
@@ -309,7 +311,7 @@ class BatchRun:
             return generation
         finally:
             self._running.discard(i)
-            self._notify()
+            self.notify()
 
     def _keep_later(self, index: int, generation: Generation) -> None:
         """Archive an arrived image in the background (an interrupt that ends the task is
@@ -337,7 +339,7 @@ class BatchRun:
                     if self.archive is not None and record is not None
                     else asyncio.to_thread(thumbnail, generation.png_bytes)
                 )
-        self._notify()
+        self.notify()
 
     # -- display ----------------------------------------------------------------------------------
 

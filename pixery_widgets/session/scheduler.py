@@ -84,19 +84,21 @@ def pool_workers(
     batch: Batch, queues: dict[tuple[str, ...], deque[int]]
 ) -> list[asyncio.Task[Any]]:
     """The task that runs a pool's self-hosted jobs, taken out of ``queues``; none for one server."""
-    settings = batch._settings
+    settings = batch.settings
     if len(settings.selfhosted_urls) < 2 or settings.url_error:
         return []
     queue = queues.pop(("selfhosted", settings.selfhosted_url or ""), None)
     if not queue:
         return []
-    scheduler = PoolScheduler(batch, sorted(queue), settings, per_server=batch._limit("selfhosted"))
+    scheduler = PoolScheduler(
+        batch, sorted(queue), settings, per_server=batch.concurrency_for("selfhosted")
+    )
     return [asyncio.create_task(scheduler.run(), name=f"pixery-batch-{batch.id}-pool")]
 
 
 def tally(batch: Batch) -> dict[str, int]:
     """Images each server drew in ``batch`` (its masked URL → count), servers in order."""
-    urls = batch._settings.selfhosted_urls
+    urls = batch.settings.selfhosted_urls
     counts: Counter[str] = Counter()
     for i, result in enumerate(batch.results):
         arrived = result if isinstance(result, Generation) else getattr(result, "generation", None)
@@ -145,7 +147,7 @@ class PoolScheduler:
             statuses = await fresh_statuses(self.settings, recheck_down=True)
             for url, status in statuses.items():
                 self._add(url, status)
-            while self.pending and not self.batch._cancel_requested:
+            while self.pending and not self.batch.cancel_requested:
                 self._settle_stranded()
                 if not self.pending:
                     break
@@ -230,7 +232,7 @@ class PoolScheduler:
             self._wake()
 
     async def _serve(self, server: _Server) -> None:
-        while server.live and not self.batch._cancel_requested:
+        while server.live and not self.batch.cancel_requested:
             taken = self._take(server)
             if taken is None:
                 await self._changed()
@@ -258,7 +260,7 @@ class PoolScheduler:
         status = server.status
         if status is None:
             return True
-        lora = self.batch._params.get("lora")
+        lora = self.batch.params.get("lora")
         return has_model(status, model) is not False and has_lora(status, lora) is not False
 
     def _take(self, server: _Server) -> tuple[int, str] | None:
@@ -353,7 +355,7 @@ class PoolScheduler:
     def _fail(self, i: int, error: PixeryError) -> None:
         self.batch.results[i] = JobFailure(self.batch.jobs[i], error)
         self.pending.discard(i)
-        self.batch._notify()
+        self.batch.notify()
 
     def _reasons(self, servers: Sequence[_Server]) -> str:
         return "; ".join(

@@ -166,7 +166,7 @@ class ContactSheet:
 
     def _draw(self, layout: Layout) -> list[Image.Image]:
         small = self._display and max(layout.cell) <= THUMB_SIDE
-        thumbs = self.batch._thumbs if small else {}  # made by the batch for its own grid
+        thumbs = self.batch.thumbnails if small else {}  # made by the batch for its own grid
         pictures = _pictures(self._gens, thumbs, layout.cell)
         sheets = []
         for k, cells in enumerate(self.cells):
@@ -252,7 +252,7 @@ class ContactSheet:
             buf = io.BytesIO()
             image.save(buf, format="PNG")
             meta = self.meta[k] if k < len(self.meta) else self.describe(k)
-            data, _ = with_sheet_json(buf.getvalue(), meta, self.batch._settings.redact)
+            data, _ = with_sheet_json(buf.getvalue(), meta, self.batch.settings.redact)
             try:
                 write_atomic(out, data)
             except OSError as exc:
@@ -297,7 +297,7 @@ class ContactSheet:
                 for a, i in zip(plan.pages, plan.page_values[page], strict=True)
             ],
             "sweep": sweep.describe(),
-            "params": {k: v for k, v in batch._params.items() if k != "reference"},
+            "params": {k: v for k, v in batch.params.items() if k != "reference"},
             "shown": {"size": list(self.layout.size), "cell": list(self.layout.cell)},
             "cells": cells,
         }
@@ -316,7 +316,7 @@ class ContactSheet:
                     self._plan.page_stem(k),
                     self.png(k),
                     meta,
-                    redact=self.batch._settings.redact,
+                    redact=self.batch.settings.redact,
                 )
             except ArchiveError as exc:
                 self.archive_error = exc.message
