@@ -258,3 +258,25 @@ def test_the_word_index_stays_whole_when_rows_go_before_or_after_it_caught_up(ar
         conn.execute(
             "INSERT INTO generations_fts (generations_fts, rank) VALUES ('integrity-check', 1)"
         )
+
+
+def test_search_and_count_show_the_filters_and_refuse_an_unknown_one_in_words(archive):
+    import inspect
+
+    from pixery_widgets.archive.index import Filters
+
+    declared = [
+        p.name
+        for p in inspect.signature(Filters.__init__).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    for method in (archive.search, archive.count):
+        shown = inspect.signature(method).parameters
+        assert all(name in shown for name in declared)
+    assert list(inspect.signature(archive.search).parameters)[-3:] == ["limit", "offset", "filters"]
+    archive.save(make_generation("a fox"))
+    assert archive.count(model="animagine") == len(archive.search(model="animagine")) == 1
+    with pytest.raises(InvalidRequestError, match=r"no 'stared'\. Did you mean 'starred'\?"):
+        archive.search(stared=True)
+    with pytest.raises(InvalidRequestError, match="Filters: model, lora"):
+        archive.count(colour="red")

@@ -7,18 +7,22 @@ connection; every query is a single indexed statement, fast at any size.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.errors import ArchiveError, InvalidRequestError, RecordNotFoundError
+from ..core.signatures import keyword_only, show_keywords
 from .events import browser
 from .index import ORDER, SELECT, Filters, Index
 from .record import ArchiveRecord, Records
 from .schema import COLUMNS
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["Finder"]
 
@@ -44,6 +48,27 @@ def _when(text: Any) -> dt.datetime | None:
         return dt.datetime.fromisoformat(str(text)) if text else None
     except ValueError:
         return None
+
+
+#: The search filters, declared once as ``Filters``' keywords.
+_FILTERS = keyword_only(Filters.__init__)
+
+
+def _shows_filters(method: F) -> F:
+    """``help(archive.search)`` lists the filters, with their types and defaults."""
+    return show_keywords(method, _FILTERS)
+
+
+def _filters(text: str | None, given: dict[str, Any]) -> Filters:
+    known = [p.name for p in _FILTERS]
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InvalidRequestError(
+                f"Archive searches take no {name!r}.{hint} Filters: {', '.join(known)}."
+            )
+    return Filters(text, **given)
 
 
 class Finder:
@@ -89,21 +114,14 @@ class Finder:
         """The newest records first (not those in the trash)."""
         return self.search(limit=limit, offset=offset)
 
+    @_shows_filters
     def search(
         self,
         text: str | None = None,
         *,
-        model: str | None = None,
-        lora: str | None = None,
-        tag: str | Iterable[str] | None = None,
-        batch: str | None = None,
-        since: Since = None,
-        until: Since = None,
-        starred: bool | None = None,
-        trashed: bool | None = False,
-        parent: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        **filters: Any,
     ) -> Records:
         """Records matching every filter given, newest first.
 
@@ -115,10 +133,7 @@ class Finder:
         to filter, None for any. ``trashed``: False hides the trash, True shows
         only the trash, None both. ``parent``: records regenerated from that id.
         """
-        where = Filters(
-            text, model=model, lora=lora, tag=tag, batch=batch, since=since, until=until,
-            starred=starred, trashed=trashed, parent=parent,
-        )  # fmt: skip
+        where = _filters(text, filters)
         self._words_up_to_date(where)
         sql = f"{SELECT}{where.sql(in_order=self._common(where, limit))}{ORDER}"
         args = list(where.args)
@@ -130,25 +145,10 @@ class Finder:
             args.append(_count_arg(offset, "offset"))
         return Records(self._from_row(r) for r in self._query(sql, args))
 
-    def count(
-        self,
-        text: str | None = None,
-        *,
-        model: str | None = None,
-        lora: str | None = None,
-        tag: str | Iterable[str] | None = None,
-        batch: str | None = None,
-        since: Since = None,
-        until: Since = None,
-        starred: bool | None = None,
-        trashed: bool | None = False,
-        parent: str | None = None,
-    ) -> int:
+    @_shows_filters
+    def count(self, text: str | None = None, **filters: Any) -> int:
         """How many records ``search`` with the same filters finds (without a limit)."""
-        where = Filters(
-            text, model=model, lora=lora, tag=tag, batch=batch, since=since, until=until,
-            starred=starred, trashed=trashed, parent=parent,
-        )  # fmt: skip
+        where = _filters(text, filters)
         return int(
             self._query(f"SELECT COUNT(*) FROM generations AS g{where.sql()}", where.args)[0][0]
         )

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from .catalog import CATALOG, ModelSpec
 from .errors import InvalidRequestError
+from .signatures import show_keywords
 
 __all__ = [
     "BACKENDS",
@@ -369,20 +370,16 @@ def with_request_fields(*, exclude: Collection[str] = ()) -> Callable[[F], F]:
     """
 
     def apply(func: F) -> F:
-        sig = inspect.signature(func)
-        params = list(sig.parameters.values())
+        named = {"prompt", *inspect.signature(func).parameters, *exclude}
         kinds = inspect.Parameter
-        head = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
-        own = [p for p in params if p.kind is kinds.KEYWORD_ONLY]
-        rest = [p for p in params if p.kind is kinds.VAR_KEYWORD]
-        named = {"prompt", *(p.name for p in params), *exclude}
-        inserted = [
-            kinds(f.name, kinds.KEYWORD_ONLY, default=f.default, annotation=f.annotation)
-            for f in FIELDS
-            if f.name not in named
-        ]
-        func.__signature__ = sig.replace(parameters=[*head, *inserted, *own, *rest])  # type: ignore[attr-defined]
-        return func
+        return show_keywords(
+            func,
+            [
+                kinds(f.name, kinds.KEYWORD_ONLY, default=f.default, annotation=f.annotation)
+                for f in FIELDS
+                if f.name not in named
+            ],
+        )
 
     return apply
 
