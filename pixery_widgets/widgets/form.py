@@ -1,9 +1,10 @@
 """The panel's request form, built from the request schema.
 
-Every field of ``core.schema.FIELDS`` has exactly one control in ``CONTROLS``
-(a test checks it, so a new field shows in the form or fails CI). A control's
-label, range and starting value come from the schema; the table adds only how
-it looks (widget, width, a shorter label, a placeholder). Width and height share
+Every field of ``core.schema.FIELDS`` has exactly one control in ``CONTROLS``.
+A control's label, range and starting value come from the schema; the table adds
+only how it looks (widget, width, a shorter label, a placeholder), and a field
+the table does not name (one declared since) gets a plain box for its type, so
+it shows in the form without a line here. Width and height share
 the Size menu, the LoRA and its scale the LoRA picker. ``RequestForm`` builds
 the controls, reads them (``values``: the keywords of ``FormValues``), loads a
 record's values into them (``load``, for remix) and fits them to a model
@@ -214,31 +215,53 @@ _TABLE: tuple[Control, ...] = (
     ),
 )  # fmt: skip
 
+#: What edits a field of each type that the table does not name (a newly declared field).
+_BY_TYPE: dict[type, Callable[..., w.Widget]] = {
+    int: w.BoundedIntText,
+    float: w.BoundedFloatText,
+    str: w.Text,
+}
+
+
+def _plain_control(declared: schema.RequestField) -> Control:
+    """A field with no row in the table gets a box for its type, bounded by its range."""
+    if declared.type not in _BY_TYPE:
+        raise TypeError(f"The panel has no control for {declared.name!r}: add one to _TABLE.")
+    return Control(
+        declared.name, (declared.name,), _BY_TYPE[declared.type], "200px",
+        bounded=declared.range is not None,
+    )  # fmt: skip
+
+
+_CONTROLS = [
+    *_TABLE,
+    *(_plain_control(f) for f in schema.FIELDS if not any(f.name in c.fields for c in _TABLE)),
+]
 #: Each request field's control.
-CONTROLS: dict[str, Control] = {name: c for c in _TABLE for name in c.fields}
+CONTROLS: dict[str, Control] = {name: c for c in _CONTROLS for name in c.fields}
 
 
 class RequestForm:
     """The request controls, built from the schema; ``widgets`` by panel attribute."""
 
     def __init__(self) -> None:
-        self.widgets: dict[str, w.Widget] = {c.attr: c.build() for c in _TABLE}
+        self.widgets: dict[str, w.Widget] = {c.attr: c.build() for c in _CONTROLS}
 
     def values(self) -> dict[str, Any]:
         """What the controls hold, as ``FormValues`` keywords (the Seed field as its text)."""
         out: dict[str, Any] = {}
-        for control in _TABLE:
+        for control in _CONTROLS:
             out.update(control.values(self.widgets[control.attr]))
         return out
 
     def load(self, values: Mapping[str, Any]) -> list[str]:
         """Put request field values (by field name) into the controls; what could not go in."""
-        notes = [control.load(self.widgets[control.attr], values) for control in _TABLE]
+        notes = [control.load(self.widgets[control.attr], values) for control in _CONTROLS]
         return [note for note in notes if note is not None]
 
     def fit(self, spec: ModelSpec | None) -> None:
         """Show what ``spec`` takes (with no model: what every model takes); grey the seed."""
-        for control in _TABLE:
+        for control in _CONTROLS:
             widget = self.widgets[control.attr]
             taken = all(_taken(spec, name) for name in control.fields)
             if control.grey_when_unused:
@@ -246,6 +269,10 @@ class RequestForm:
                 widget.placeholder = "random" if taken or spec is None else "not used"
             elif control.fits:
                 widget.layout.display = None if taken else "none"
+
+    def newer(self) -> list[w.Widget]:
+        """The controls of fields the table does not name: the panel puts them in a row."""
+        return [self.widgets[c.attr] for c in _CONTROLS[len(_TABLE) :]]
 
     def shown(self, attr: str) -> bool:
         return self.widgets[attr].layout.display != "none"
