@@ -117,10 +117,15 @@ def _write_size(menu: w.Widget, values: Mapping[str, Any]) -> str | None:
     return f"The size {size[0]}×{size[1]} is not in the menu."
 
 
-def _write_seed(box: w.Widget, values: Mapping[str, Any]) -> str | None:
-    seed = values.get("seed")
-    box.value = "" if seed is None else str(seed)
-    return None
+def _as_text(name: str) -> Callable[[w.Widget, Mapping[str, Any]], str | None]:
+    """Write field ``name`` into a text box (the Seed, a newer optional number): None is blank."""
+
+    def write(box: w.Widget, values: Mapping[str, Any]) -> str | None:
+        value = values.get(name)
+        box.value = "" if value is None else str(value)
+        return None
+
+    return write
 
 
 def _upload(**kwargs: Any) -> w.FileUpload:
@@ -198,7 +203,7 @@ _TABLE: tuple[Control, ...] = (
     ),
     Control(
         "seed", ("seed",), w.Text, "190px", label_width="40px", grey_when_unused=True,
-        write=_write_seed, options={"placeholder": "random"},
+        write=_as_text("seed"), options={"placeholder": "random"},
     ),
     Control(
         "reference", ("reference",), _upload, label_width=None,
@@ -215,21 +220,36 @@ _TABLE: tuple[Control, ...] = (
     ),
 )  # fmt: skip
 
-#: What edits a field of each type that the table does not name (a newly declared field).
-_BY_TYPE: dict[type, Callable[..., w.Widget]] = {
-    int: w.BoundedIntText,
-    float: w.BoundedFloatText,
-    str: w.Text,
-}
+
+def _number_or_text(name: str, kind: type) -> Callable[[w.Widget], dict[str, Any]]:
+    """Read a box of an optional number: blank is None (the back end's default), a number
+    is that number, anything else stays text (validation then says what is wrong)."""
+
+    def read(box: w.Widget) -> dict[str, Any]:
+        text = box.value.strip()
+        try:
+            value = kind(text) if text else None
+        except ValueError:
+            value = text
+        return {name: value}
+
+    return read
 
 
 def _plain_control(declared: schema.RequestField) -> Control:
-    """A field with no row in the table gets a box for its type, bounded by its range."""
-    if declared.type not in _BY_TYPE:
-        raise TypeError(f"The panel has no control for {declared.name!r}: add one to _TABLE.")
+    """A field with no row in the table (one declared since) gets a box for its type: a
+    bounded box when it has a default, else a text box whose blank means "not set"."""
+    name = declared.name
+    if declared.type not in (int, float, str):
+        raise TypeError(f"The panel has no control for {name!r}: add one to _TABLE.")
+    if declared.default is not None and declared.type is not str:
+        kind = w.BoundedIntText if declared.type is int else w.BoundedFloatText
+        return Control(name, (name,), kind, "200px", bounded=declared.range is not None)
+    read = None if declared.type is str else _number_or_text(name, declared.type)
+    placeholder = "default" if declared.range is None else "{:g}–{:g}".format(*declared.range)
     return Control(
-        declared.name, (declared.name,), _BY_TYPE[declared.type], "200px",
-        bounded=declared.range is not None,
+        name, (name,), w.Text, "200px", read=read, write=_as_text(name),
+        options={"placeholder": placeholder},
     )  # fmt: skip
 
 
