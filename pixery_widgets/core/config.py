@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -303,26 +304,20 @@ def load_settings(
         value = merged.get(name)
         return value.strip() if value and value.strip() else None
 
-    urls: tuple[str, ...] = ()
-    url_error: str | None = None
-    raw_url = get(URL_ENV_NAME)
-    if raw_url is not None:
+    def parsed(name: str, parse: Callable[[str], Any], unset: Any) -> tuple[Any, str | None]:
+        """(value, None), or (``unset``, why) for a bad value (raised when ``strict``)."""
+        raw = get(name)
+        if raw is None:
+            return unset, None
         try:
-            urls = normalize_urls(raw_url)
+            return parse(raw), None
         except ConfigurationError as exc:
             if strict:
                 raise
-            url_error = exc.message
-    cost: float | None = None
-    cost_error: str | None = None
-    raw_cost = get(COST_ENV_NAME)
-    if raw_cost is not None:
-        try:
-            cost = parse_cost_per_hour(raw_cost)
-        except ConfigurationError as exc:
-            if strict:
-                raise
-            cost_error = exc.message
+            return unset, exc.message
+
+    urls, url_error = parsed(URL_ENV_NAME, normalize_urls, ())
+    cost, cost_error = parsed(COST_ENV_NAME, parse_cost_per_hour, None)
 
     keys: dict[str, Secret] = {}
     for provider, names in KEY_ENV_NAMES.items():
