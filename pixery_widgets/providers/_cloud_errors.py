@@ -2,7 +2,7 @@
 
 Gemini and OpenAI answer ``{"error": {...}}``, fal.ai ``{"detail": ...}``; each
 non-2xx answer becomes the package error for it, with the provider's own words
-verbatim, minus any key it echoed. ``_cloud.call`` decides what is repeated.
+verbatim, minus any key it echoed. ``_cloud_send.call`` decides what is repeated.
 """
 
 from __future__ import annotations
