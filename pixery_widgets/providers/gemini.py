@@ -115,6 +115,23 @@ def _said(parts: list[Any]) -> list[str]:
     ]
 
 
+def _picture_and_words(data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The answer's picture (base64, or None) and the model's words beside it: from the
+    first candidate with an image, else the last candidate that has parts."""
+    image_b64: str | None = None
+    texts: list[str] = []
+    candidates = data.get("candidates")
+    for candidate in candidates if isinstance(candidates, list) else ():
+        content = candidate.get("content") if isinstance(candidate, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if isinstance(parts, list):
+            image_b64 = _image_part(parts)
+            texts = _said(parts)
+            if image_b64:
+                break
+    return image_b64, texts
+
+
 def _refusal(data: dict[str, Any], settings: Settings) -> ContentRefusedError:
     """A 200 without an image → the model's words, finish reason and block reason."""
     texts: list[str] = []
@@ -222,17 +239,7 @@ class GeminiProvider(_cloud.CloudProvider):
         )
         if not isinstance(data, dict):
             raise BadResponseError("Gemini's answer is not a JSON object.", provider=self.name)
-        image_b64 = None
-        texts: list[str] = []
-        candidates = data.get("candidates")
-        for candidate in candidates if isinstance(candidates, list) else ():
-            content = candidate.get("content") if isinstance(candidate, dict) else None
-            parts = content.get("parts") if isinstance(content, dict) else None
-            if isinstance(parts, list):
-                image_b64 = _image_part(parts)
-                texts = _said(parts)
-                if image_b64:
-                    break
+        image_b64, texts = _picture_and_words(data)
         if not image_b64:
             raise _refusal(data, settings)
         image = await asyncio.to_thread(_cloud_images.decode_image, image_b64, GEMINI)
