@@ -36,6 +36,7 @@ from pixery_widgets.providers import (
     _cloud_errors,
     _cloud_images,
     _cloud_send,
+    _selfhosted_answers,
     fal,
     gemini,
     openai,
@@ -204,7 +205,7 @@ ERROR_422 = {"detail": [{"loc": ["body", "width"], "msg": "too big", "type": "le
 @example({**HEALTH, "vram_allocated_gb": 10**400, "idle_seconds": math.nan})
 @example({**HEALTH, "idle_timeout_minutes": math.inf, "available_models": "animagine"})
 def test_parse_health_gives_health_or_a_package_error(data):
-    health = only_package_errors(lambda: selfhosted.parse_health(data))
+    health = only_package_errors(lambda: _selfhosted_answers.parse_health(data))
     if health is not None:
         assert all(isinstance(m, str) for m in health.available_models)
         for value in (health.vram_allocated_gb, health.idle_seconds, health.idle_timeout_minutes):
@@ -216,7 +217,7 @@ def test_parse_health_gives_health_or_a_package_error(data):
 @given(answers(MODELS))
 @example({"models": {"pony": {"default_cfg": 10**400, "default_steps": 2.5}}, "current": 3})
 def test_parse_models_gives_models_or_a_package_error(data):
-    models = only_package_errors(lambda: selfhosted.parse_models(data))
+    models = only_package_errors(lambda: _selfhosted_answers.parse_models(data))
     if models is not None:
         for name, info in models.items():
             assert isinstance(name, str) and info.name == name
@@ -225,13 +226,13 @@ def test_parse_models_gives_models_or_a_package_error(data):
 
 @given(answers(LORAS))
 def test_parse_loras_gives_names_or_a_package_error(data):
-    loras = only_package_errors(lambda: selfhosted.parse_loras(data))
+    loras = only_package_errors(lambda: _selfhosted_answers.parse_loras(data))
     assert loras is None or all(isinstance(n, str) for n in loras)
 
 
 @given(answers(GENERATE))
 def test_parse_generate_gives_a_checked_image_or_a_package_error(data):
-    result = only_package_errors(lambda: selfhosted.parse_generate(data))
+    result = only_package_errors(lambda: _selfhosted_answers.parse_generate(data))
     if result is not None:
         image, seed, params = result
         assert Image.open(io.BytesIO(image)).size == (8, 6)
@@ -254,9 +255,13 @@ def test_the_generate_answer_read_from_its_bytes_gives_what_its_json_gives(body)
     """The quick way (base64 decoded straight from the bytes) never changes the outcome."""
     where = "Your server at http://127.0.0.1:8000 (/generate)"
     quick = _outcome(
-        lambda: selfhosted.parse_generate(selfhosted.read_generate_answer(body, where=where))
+        lambda: _selfhosted_answers.parse_generate(
+            _selfhosted_answers.read_generate_answer(body, where=where)
+        )
     )
-    plain = _outcome(lambda: selfhosted.parse_generate(_base.parse_json(body, where=where)))
+    plain = _outcome(
+        lambda: _selfhosted_answers.parse_generate(_base.parse_json(body, where=where))
+    )
     assert quick == plain
 
 
