@@ -54,7 +54,7 @@ from .session.jobs import JobFailure
 from .session.ledger import LEDGER as session_ledger
 from .session.menu import MenuEntry, model_menu
 from .session.progress import use_notebook_reporter
-from .session.sweep import prompt_sr
+from .session.sweep_values import prompt_sr
 
 #: The widgets load ipywidgets and anywidget: imported on first use, so that
 #: ``import pixery_widgets`` stays quick for scripts and batch jobs.

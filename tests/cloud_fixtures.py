@@ -26,7 +26,7 @@ from PIL import Image
 
 from pixery_widgets.core.config import Settings, load_settings
 from pixery_widgets.core.types import Generation
-from pixery_widgets.providers import _cloud
+from pixery_widgets.providers import _cloud_send
 
 #: The fixtures, for ``from cloud_fixtures import *``.
 __all__ = ["mock", "no_keys", "settings", "sleeps"]
@@ -334,7 +334,7 @@ def no_keys(tmp_path) -> Settings:
 def sleeps(monkeypatch) -> RecordingSleep:
     """Every retry and poll wait goes here instead of the clock."""
     recorder = RecordingSleep()
-    monkeypatch.setattr(_cloud, "RETRY", _cloud.RetryPolicy(jitter=0.0, sleep=recorder))
+    monkeypatch.setattr(_cloud_send, "RETRY", _cloud_send.RetryPolicy(jitter=0.0, sleep=recorder))
     return recorder
 
 

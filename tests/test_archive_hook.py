@@ -21,7 +21,7 @@ from pixery_widgets.archive import Archive, get_archive, write_atomic
 from pixery_widgets.archive import files as archive_files
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import ArchiveError
-from pixery_widgets.providers import selfhosted
+from pixery_widgets.providers import _selfhosted_answers
 from pixery_widgets.providers.selfhosted import SelfHostedProvider
 from pixery_widgets.session.ledger import LEDGER
 from pixery_widgets.session.validation import build_request
@@ -49,7 +49,7 @@ def test_the_selfhosted_provider_calls_on_image_once_in_its_worker_thread(sim):
 def test_agenerate_archives_in_the_thread_that_decoded_the_image(sim, tmp_path, monkeypatch):
     settings = Settings(selfhosted_url=sim.url, archive_dir=tmp_path / "out")
     threads: dict[str, int] = {}
-    real_parse, real_keep = selfhosted.parse_generate, Archive._keep
+    real_parse, real_keep = _selfhosted_answers.parse_generate, Archive._keep
 
     def parse(data):
         threads["decoded"] = threading.get_ident()
@@ -61,7 +61,7 @@ def test_agenerate_archives_in_the_thread_that_decoded_the_image(sim, tmp_path, 
         assert generation.path.is_file()  # complete under its final name...
         assert self.get(generation.id).path == generation.path  # ...and in the index
 
-    monkeypatch.setattr(selfhosted, "parse_generate", parse)
+    monkeypatch.setattr(_selfhosted_answers, "parse_generate", parse)
     monkeypatch.setattr(Archive, "_keep", keep)
     g = run(px.agenerate("one hop", seed=5, settings=settings))
     assert threads["archived"] == threads["decoded"] != threading.get_ident()

@@ -45,7 +45,7 @@ from pixery_widgets import (
     ServerError,
     ServerTimeoutError,
 )
-from pixery_widgets.providers import _cloud, get_provider
+from pixery_widgets.providers import _cloud, _cloud_errors, _cloud_images, _cloud_send, get_provider
 from pixery_widgets.providers.fal import FalProvider
 from pixery_widgets.providers.gemini import GeminiProvider
 from pixery_widgets.providers.openai import OpenAIProvider
@@ -327,7 +327,7 @@ def test_the_registry_finds_each_cloud_provider():
     assert isinstance(get_provider("fal"), FalProvider)
 
 
-# -- _cloud units ------------------------------------------------------------------------
+# -- _cloud* units -----------------------------------------------------------------------
 
 
 def test_a_key_is_never_attached_to_another_host_or_plain_http(settings):
@@ -359,7 +359,7 @@ def test_a_key_is_never_attached_to_another_host_or_plain_http(settings):
     ],
 )
 def test_scrub_removes_whole_and_partly_masked_keys(text, expected, settings):
-    assert _cloud.scrub(text, settings) == expected
+    assert _cloud_errors.scrub(text, settings) == expected
 
 
 @pytest.mark.parametrize(
@@ -368,25 +368,25 @@ def test_scrub_removes_whole_and_partly_masked_keys(text, expected, settings):
 )
 def test_nearest_picks_the_closest_aspect_ratio(size, expected):
     options = [("a", 1, 1), ("b", 3, 2), ("c", 2, 3)]
-    assert _cloud.nearest(*size, options) == expected
+    assert _cloud_images.nearest(*size, options) == expected
 
 
 def test_backoff_doubles_and_is_capped():
-    policy = _cloud.RetryPolicy(jitter=0.0, backoff_s=1.0, backoff_max_s=5.0)
+    policy = _cloud_send.RetryPolicy(jitter=0.0, backoff_s=1.0, backoff_max_s=5.0)
     assert [policy.backoff(i) for i in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
-    jittery = _cloud.RetryPolicy(jitter=0.5)
+    jittery = _cloud_send.RetryPolicy(jitter=0.5)
     assert all(1.0 <= jittery.backoff(0) <= 1.5 for _ in range(50))
 
 
 def test_image_mime_is_read_from_the_bytes():
     from cloud_fixtures import image_bytes
 
-    assert _cloud.image_mime(image_bytes(fmt="PNG")) == "image/png"
-    assert _cloud.image_mime(image_bytes(fmt="JPEG")) == "image/jpeg"
-    assert _cloud.image_mime(image_bytes(fmt="WEBP")) == "image/webp"
-    assert _cloud.image_mime(image_bytes(fmt="GIF")) == "image/gif"
-    assert _cloud.image_mime(b"nope") is None
-    mime, data = _cloud.encode_reference(image_bytes(fmt="BMP"))
+    assert _cloud_images.image_mime(image_bytes(fmt="PNG")) == "image/png"
+    assert _cloud_images.image_mime(image_bytes(fmt="JPEG")) == "image/jpeg"
+    assert _cloud_images.image_mime(image_bytes(fmt="WEBP")) == "image/webp"
+    assert _cloud_images.image_mime(image_bytes(fmt="GIF")) == "image/gif"
+    assert _cloud_images.image_mime(b"nope") is None
+    mime, data = _cloud_images.encode_reference(image_bytes(fmt="BMP"))
     assert mime == "image/png"
     assert base64.b64decode(data).startswith(b"\x89PNG")  # converted, not sent as BMP
 

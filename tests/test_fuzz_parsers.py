@@ -31,7 +31,17 @@ from pixery_widgets.core.config import Secret, Settings
 from pixery_widgets.core.errors import ImageDecodeError, PixeryError
 from pixery_widgets.core.images import check_image_bytes, decode_base64_image
 from pixery_widgets.core.types import Generation, GenerationRequest
-from pixery_widgets.providers import _base, _cloud, fal, gemini, openai, selfhosted
+from pixery_widgets.providers import (
+    _base,
+    _cloud_errors,
+    _cloud_images,
+    _cloud_send,
+    _selfhosted_answers,
+    fal,
+    gemini,
+    openai,
+    selfhosted,
+)
 
 settings.register_profile(
     "ci",
@@ -195,7 +205,7 @@ ERROR_422 = {"detail": [{"loc": ["body", "width"], "msg": "too big", "type": "le
 @example({**HEALTH, "vram_allocated_gb": 10**400, "idle_seconds": math.nan})
 @example({**HEALTH, "idle_timeout_minutes": math.inf, "available_models": "animagine"})
 def test_parse_health_gives_health_or_a_package_error(data):
-    health = only_package_errors(lambda: selfhosted.parse_health(data))
+    health = only_package_errors(lambda: _selfhosted_answers.parse_health(data))
     if health is not None:
         assert all(isinstance(m, str) for m in health.available_models)
         for value in (health.vram_allocated_gb, health.idle_seconds, health.idle_timeout_minutes):
@@ -207,7 +217,7 @@ def test_parse_health_gives_health_or_a_package_error(data):
 @given(answers(MODELS))
 @example({"models": {"pony": {"default_cfg": 10**400, "default_steps": 2.5}}, "current": 3})
 def test_parse_models_gives_models_or_a_package_error(data):
-    models = only_package_errors(lambda: selfhosted.parse_models(data))
+    models = only_package_errors(lambda: _selfhosted_answers.parse_models(data))
     if models is not None:
         for name, info in models.items():
             assert isinstance(name, str) and info.name == name
@@ -216,13 +226,13 @@ def test_parse_models_gives_models_or_a_package_error(data):
 
 @given(answers(LORAS))
 def test_parse_loras_gives_names_or_a_package_error(data):
-    loras = only_package_errors(lambda: selfhosted.parse_loras(data))
+    loras = only_package_errors(lambda: _selfhosted_answers.parse_loras(data))
     assert loras is None or all(isinstance(n, str) for n in loras)
 
 
 @given(answers(GENERATE))
 def test_parse_generate_gives_a_checked_image_or_a_package_error(data):
-    result = only_package_errors(lambda: selfhosted.parse_generate(data))
+    result = only_package_errors(lambda: _selfhosted_answers.parse_generate(data))
     if result is not None:
         image, seed, params = result
         assert Image.open(io.BytesIO(image)).size == (8, 6)
@@ -245,9 +255,13 @@ def test_the_generate_answer_read_from_its_bytes_gives_what_its_json_gives(body)
     """The quick way (base64 decoded straight from the bytes) never changes the outcome."""
     where = "Your server at http://127.0.0.1:8000 (/generate)"
     quick = _outcome(
-        lambda: selfhosted.parse_generate(selfhosted.read_generate_answer(body, where=where))
+        lambda: _selfhosted_answers.parse_generate(
+            _selfhosted_answers.read_generate_answer(body, where=where)
+        )
     )
-    plain = _outcome(lambda: selfhosted.parse_generate(_base.parse_json(body, where=where)))
+    plain = _outcome(
+        lambda: _selfhosted_answers.parse_generate(_base.parse_json(body, where=where))
+    )
     assert quick == plain
 
 
@@ -302,14 +316,14 @@ def test_absurdly_nested_json_is_a_bad_answer_not_a_recursion_error():
     deep = b"[" * 200_000 + b"]" * 200_000
     with pytest.raises(PixeryError, match="JSON"):
         _base.parse_json(deep, where="Your server")
-    assert _cloud.parse_error(deep).message is None
+    assert _cloud_errors.parse_error(deep).message is None
     assert isinstance(selfhosted.error_from_status(500, deep, "Your server"), PixeryError)
 
 
 # -- the cloud providers' answers -----------------------------------------------------------
 
 KEYS = Settings(keys={p: Secret(f"{p}-fuzz-key") for p in ("gemini", "openai", "fal")})
-NO_WAIT = _cloud.RetryPolicy(jitter=0.0, sleep=lambda _d: asyncio.sleep(0))
+NO_WAIT = _cloud_send.RetryPolicy(jitter=0.0, sleep=lambda _d: asyncio.sleep(0))
 
 GEMINI_OK = {
     "candidates": [
@@ -386,7 +400,7 @@ def answered(data: Any, download: bytes = PNG) -> mock._patch[Any]:
         return data
 
     return mock.patch.multiple(
-        _cloud,
+        _cloud_send,
         call_json=call_json,
         call=lambda *a, **k: _downloaded(download, *a, **k),
     )
@@ -467,7 +481,7 @@ def test_fal_queue_answers_give_an_image_or_a_package_error(submitted, status, r
     provider = fal.FalProvider(retry=NO_WAIT)
     with (
         mock.patch.multiple(
-            _cloud, call_json=call_json, call=lambda *a, **k: _downloaded(download, *a, **k)
+            _cloud_send, call_json=call_json, call=lambda *a, **k: _downloaded(download, *a, **k)
         ),
         mock.patch.object(fal, "send", no_cancel),
     ):
@@ -504,7 +518,7 @@ def test_an_image_address_of_any_form_is_fetched_or_refused_in_words(url):
     """The real request path, answered by a catch-all mock (nothing leaves the machine)."""
     with respx.mock(assert_all_called=False) as router:
         router.route().respond(200, content=PNG)
-        only_package_errors(lambda: run(_cloud.fetch_image(fal.FAL, url, settings=KEYS)))
+        only_package_errors(lambda: run(_cloud_images.fetch_image(fal.FAL, url, settings=KEYS)))
 
 
 @given(
@@ -514,12 +528,12 @@ def test_an_image_address_of_any_form_is_fetched_or_refused_in_words(url):
     ),
 )
 def test_cloud_error_bodies_of_any_shape_are_read_with_a_sane_retry_delay(body, headers):
-    info = _cloud.parse_error(body)
+    info = _cloud_errors.parse_error(body)
     assert info.message is None or isinstance(info.message, str)
     assert info.retry_delay_s is None or (
         math.isfinite(info.retry_delay_s) and info.retry_delay_s >= 0
     )
-    delay = _cloud._retry_after(headers, info)
+    delay = _cloud_errors._retry_after(headers, info)
     assert delay is None or (math.isfinite(delay) and delay >= 0)
 
 
@@ -529,5 +543,5 @@ def test_cloud_error_bodies_of_any_shape_are_read_with_a_sane_retry_delay(body, 
     body_bytes(CLOUD_ERROR),
 )
 def test_a_cloud_error_answer_of_any_shape_becomes_a_server_error_in_words(service, status, body):
-    error = _cloud.error_for_status(service, status, body, KEYS)
+    error = _cloud_errors.error_for_status(service, status, body, KEYS)
     assert error.status_code == status and service.label in str(error)

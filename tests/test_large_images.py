@@ -26,7 +26,7 @@ from pixery_widgets.archive.png import text_chunk_parts
 from pixery_widgets.core.config import Settings
 from pixery_widgets.core.errors import BadResponseError, ImageDecodeError, PixeryError
 from pixery_widgets.core.images import check_image_bytes, png_chunks, split_base64_field
-from pixery_widgets.providers import selfhosted
+from pixery_widgets.providers import _selfhosted_answers
 from pixery_widgets.providers._base import parse_json
 from pixery_widgets.sim._draw import DrawKey, render
 
@@ -62,9 +62,11 @@ def outcome(call: Any) -> Any:
 
 def both_ways(body: bytes) -> tuple[Any, Any]:
     quick = outcome(
-        lambda: selfhosted.parse_generate(selfhosted.read_generate_answer(body, where=WHERE))
+        lambda: _selfhosted_answers.parse_generate(
+            _selfhosted_answers.read_generate_answer(body, where=WHERE)
+        )
     )
-    plain = outcome(lambda: selfhosted.parse_generate(parse_json(body, where=WHERE)))
+    plain = outcome(lambda: _selfhosted_answers.parse_generate(parse_json(body, where=WHERE)))
     return quick, plain
 
 
@@ -116,7 +118,7 @@ def test_an_answer_that_is_not_plain_goes_the_usual_way() -> None:
     assert split_base64_field(twice, "image") is None
     assert split_base64_field(b'{"images": ["x"]}', "image") is None
     with pytest.raises(BadResponseError, match="not JSON"):
-        selfhosted.read_generate_answer(b"<html>busy</html>", where=WHERE)
+        _selfhosted_answers.read_generate_answer(b"<html>busy</html>", where=WHERE)
 
 
 # -- the image check ----------------------------------------------------------------------------

@@ -214,20 +214,20 @@ def test_an_image_decoding_when_agenerate_is_cancelled_is_still_counted_and_arch
 ):
     """The kernel's interrupt lands after the answer arrived, while the worker thread
     decodes it: the image is paid for, so it is archived and counted all the same."""
-    from pixery_widgets.providers import selfhosted
+    from pixery_widgets.providers import _selfhosted_answers
     from pixery_widgets.session.ledger import LEDGER
 
     root = tmp_path / "archive"
     settings = Settings(selfhosted_url=sim.url, archive_dir=root)
     decoding, go_on = threading.Event(), threading.Event()
-    real_parse = selfhosted.parse_generate
+    real_parse = _selfhosted_answers.parse_generate
 
     def slow_parse(data: Any) -> Any:
         decoding.set()
         go_on.wait(10)
         return real_parse(data)
 
-    monkeypatch.setattr(selfhosted, "parse_generate", slow_parse)
+    monkeypatch.setattr(_selfhosted_answers, "parse_generate", slow_parse)
     images_before = LEDGER.images
 
     async def scenario() -> None:

@@ -27,7 +27,7 @@ from pixery_widgets.core.config import Settings, load_settings
 from pixery_widgets.core.errors import ConnectionFailedError
 from pixery_widgets.core.http import get_client, is_loopback
 from pixery_widgets.core.types import ServerState
-from pixery_widgets.providers import _cloud
+from pixery_widgets.providers import _cloud_send
 from pixery_widgets.providers.status import acheck_selfhosted
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -70,7 +70,7 @@ def no_retry_wait(monkeypatch):
     async def no_wait(_seconds: float) -> None:
         await asyncio.sleep(0)
 
-    monkeypatch.setattr(_cloud, "RETRY", _cloud.RetryPolicy(jitter=0.0, sleep=no_wait))
+    monkeypatch.setattr(_cloud_send, "RETRY", _cloud_send.RetryPolicy(jitter=0.0, sleep=no_wait))
 
 
 def refuses_tunnels():

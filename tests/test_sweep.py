@@ -19,13 +19,14 @@ from pixery_widgets.core.errors import (
 )
 from pixery_widgets.providers import get_provider
 from pixery_widgets.session.batch_plan import plan_batch
-from pixery_widgets.session.sweep import axis_names, plan_sweep, prompt_sr, value_label
+from pixery_widgets.session.sweep import plan_sweep
 from pixery_widgets.session.sweep_text import (
     MAX_PANEL_IMAGES,
     panel_sweep,
     parse_axis_values,
     preview,
 )
+from pixery_widgets.session.sweep_values import axis_names, prompt_sr, value_label
 
 
 def run(coro):

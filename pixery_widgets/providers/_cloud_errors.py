@@ -2,7 +2,7 @@
 
 Gemini and OpenAI answer ``{"error": {...}}``, fal.ai ``{"detail": ...}``; each
 non-2xx answer becomes the package error for it, with the provider's own words
-verbatim, minus any key it echoed. ``_cloud.call`` decides what is repeated.
+verbatim, minus any key it echoed. ``_cloud_send.call`` decides what is repeated.
 """
 
 from __future__ import annotations
@@ -139,20 +139,7 @@ def error_for_status(
             **kw,
         )
     if status == 429:
-        quota = bool(info.codes & _NO_RETRY_429)
-        if quota:
-            lead = f"{label} refused the request for quota or billing (HTTP 429)"
-        elif retries:
-            lead = f"{label} kept rate-limiting the request (HTTP 429, {retries} retries)"
-        else:
-            lead = f"{label} is rate-limiting the request (HTTP 429)"
-        return RateLimitError(
-            f"{lead}: {text}",
-            reason="rate limited",
-            retry_after=retry_after,
-            retryable=not (quota or retries),
-            **kw,
-        )
+        return _rate_limit_error(label, text, info, retries, retry_after, kw)
     if info.codes & _REFUSED:
         return ContentRefusedError(
             f"{label} refused to draw this (HTTP {status}): {text}",
@@ -168,6 +155,32 @@ def error_for_status(
     return ServerError(
         f"{label} had a server error (HTTP {status}): {text}",
         reason=f"provider error (HTTP {status})",
+        **kw,
+    )
+
+
+def _rate_limit_error(
+    label: str,
+    text: str,
+    info: ErrorInfo,
+    retries: int,
+    retry_after: float | None,
+    kw: dict[str, Any],
+) -> RateLimitError:
+    """A 429 in words: quota or billing (not retryable), still limited after ``retries``,
+    or limited now (retryable, after ``retry_after`` when the provider said)."""
+    quota = bool(info.codes & _NO_RETRY_429)
+    if quota:
+        lead = f"{label} refused the request for quota or billing (HTTP 429)"
+    elif retries:
+        lead = f"{label} kept rate-limiting the request (HTTP 429, {retries} retries)"
+    else:
+        lead = f"{label} is rate-limiting the request (HTTP 429)"
+    return RateLimitError(
+        f"{lead}: {text}",
+        reason="rate limited",
+        retry_after=retry_after,
+        retryable=not (quota or retries),
         **kw,
     )
 

@@ -34,7 +34,7 @@ from ..core.errors import (
     ServerTimeoutError,
 )
 from ..core.types import Generation, GenerationRequest
-from . import _cloud
+from . import _cloud, _cloud_errors, _cloud_images, _cloud_send
 from ._base import OnImage, send, within
 
 __all__ = ["FAL", "IMAGE_SIZES", "FalProvider", "FalQueueStatus"]
@@ -123,7 +123,7 @@ class FalProvider(_cloud.CloudProvider):
     def __init__(
         self,
         *,
-        retry: _cloud.RetryPolicy | None = None,
+        retry: _cloud_send.RetryPolicy | None = None,
         max_wait_s: float | None = None,
     ) -> None:
         super().__init__(retry=retry)
@@ -152,9 +152,11 @@ class FalProvider(_cloud.CloudProvider):
         """(the model path to submit to, the JSON body)."""
         body: dict[str, Any] = {"prompt": request.prompt}
         if spec.size_field == "aspect_ratio":
-            body["aspect_ratio"] = _cloud.nearest(request.width, request.height, ASPECT_RATIOS)
+            body["aspect_ratio"] = _cloud_images.nearest(
+                request.width, request.height, ASPECT_RATIOS
+            )
         else:
-            body["image_size"] = _cloud.nearest(request.width, request.height, IMAGE_SIZES)
+            body["image_size"] = _cloud_images.nearest(request.width, request.height, IMAGE_SIZES)
         if request.seed is not None:
             body["seed"] = request.seed
         extra = dict(request.extra)
@@ -180,7 +182,7 @@ class FalProvider(_cloud.CloudProvider):
         started = time.perf_counter()
         spec = CATALOG[request.model]
         reference = (
-            await asyncio.to_thread(_cloud.encode_reference, request.references[0])
+            await asyncio.to_thread(_cloud_images.encode_reference, request.references[0])
             if request.references
             else None
         )
@@ -222,7 +224,7 @@ class FalProvider(_cloud.CloudProvider):
         timeout: float,
         body: Any = None,
     ) -> Any:
-        return await _cloud.call_json(
+        return await _cloud_send.call_json(
             FAL,
             method,
             url,
@@ -243,7 +245,7 @@ class FalProvider(_cloud.CloudProvider):
         on_status: OnStatus | None,
     ) -> None:
         """Poll until COMPLETED, waiting a little longer each time (capped)."""
-        policy = self.retry or _cloud.RETRY
+        policy = self.retry or _cloud_send.RETRY
         interval = self.poll_start_s
         last: tuple[str, int | None] | None = None
         while True:
@@ -300,7 +302,8 @@ class FalProvider(_cloud.CloudProvider):
                 )
             except PixeryError as exc:
                 log.info(
-                    "fal.ai: cancelling the request failed: %s", _cloud.scrub(exc.message, settings)
+                    "fal.ai: cancelling the request failed: %s",
+                    _cloud_errors.scrub(exc.message, settings),
                 )
 
         task = asyncio.ensure_future(put())
@@ -331,13 +334,15 @@ class FalProvider(_cloud.CloudProvider):
                 status_code=200,
                 reason="no image",
             )
-        image = await _cloud.fetch_image(FAL, url, settings=settings, timeout=DOWNLOAD_TIMEOUT)
+        image = await _cloud_images.fetch_image(
+            FAL, url, settings=settings, timeout=DOWNLOAD_TIMEOUT
+        )
         seed = result.get("seed")
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else request.seed
         extra: dict[str, Any] = {"api_id": api_id, "seed": seed}  # the endpoint actually used
         if isinstance(result.get("has_nsfw_concepts"), list):
             extra["has_nsfw_concepts"] = result["has_nsfw_concepts"]
-        return _cloud.finished(
+        return _cloud_images.finished(
             FAL,
             request,
             spec,

@@ -19,7 +19,7 @@ from ..core.catalog import CATALOG
 from ..core.config import Settings
 from ..core.errors import BadResponseError, ContentRefusedError, InvalidRequestError
 from ..core.types import Generation, GenerationRequest
-from . import _cloud
+from . import _cloud, _cloud_errors, _cloud_images, _cloud_send
 from ._base import OnImage
 
 __all__ = ["GEMINI", "GeminiProvider", "gemini_cost"]
@@ -115,6 +115,23 @@ def _said(parts: list[Any]) -> list[str]:
     ]
 
 
+def _picture_and_words(data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The answer's picture (base64, or None) and the model's words beside it: from the
+    first candidate with an image, else the last candidate that has parts."""
+    image_b64: str | None = None
+    texts: list[str] = []
+    candidates = data.get("candidates")
+    for candidate in candidates if isinstance(candidates, list) else ():
+        content = candidate.get("content") if isinstance(candidate, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if isinstance(parts, list):
+            image_b64 = _image_part(parts)
+            texts = _said(parts)
+            if image_b64:
+                break
+    return image_b64, texts
+
+
 def _refusal(data: dict[str, Any], settings: Settings) -> ContentRefusedError:
     """A 200 without an image → the model's words, finish reason and block reason."""
     texts: list[str] = []
@@ -141,13 +158,13 @@ def _refusal(data: dict[str, Any], settings: Settings) -> ContentRefusedError:
     message = "Gemini answered without an image"
     message += f" ({'; '.join(facts)})" if facts else ""
     message += f'. The model said: "{said}"' if said else "."
-    message = _cloud.scrub(message, settings)
+    message = _cloud_errors.scrub(message, settings)
     return ContentRefusedError(
         message,
         provider="gemini",
         status_code=200,
         detail={
-            "text": _cloud.scrub(said, settings),
+            "text": _cloud_errors.scrub(said, settings),
             "finish_reason": finish,
             "block_reason": block,
         },
@@ -176,7 +193,7 @@ class GeminiProvider(_cloud.CloudProvider):
         ]
         parts.append({"text": request.prompt})
         image_config: dict[str, Any] = {}
-        aspect = request.extra.get("aspect_ratio") or _cloud.nearest(
+        aspect = request.extra.get("aspect_ratio") or _cloud_images.nearest(
             request.width, request.height, ASPECT_RATIOS
         )
         if aspect != "1:1":  # square is the default; send nothing then
@@ -204,13 +221,13 @@ class GeminiProvider(_cloud.CloudProvider):
         spec = CATALOG[request.model]
         references = (
             await asyncio.to_thread(
-                lambda: [_cloud.encode_reference(r) for r in request.references]
+                lambda: [_cloud_images.encode_reference(r) for r in request.references]
             )
             if request.references
             else []
         )
         body, sent = self.build_body(request, references)
-        data = await _cloud.call_json(
+        data = await _cloud_send.call_json(
             GEMINI,
             "POST",
             f"{BASE_URL}/models/{spec.api_id}:generateContent",
@@ -222,28 +239,18 @@ class GeminiProvider(_cloud.CloudProvider):
         )
         if not isinstance(data, dict):
             raise BadResponseError("Gemini's answer is not a JSON object.", provider=self.name)
-        image_b64 = None
-        texts: list[str] = []
-        candidates = data.get("candidates")
-        for candidate in candidates if isinstance(candidates, list) else ():
-            content = candidate.get("content") if isinstance(candidate, dict) else None
-            parts = content.get("parts") if isinstance(content, dict) else None
-            if isinstance(parts, list):
-                image_b64 = _image_part(parts)
-                texts = _said(parts)
-                if image_b64:
-                    break
+        image_b64, texts = _picture_and_words(data)
         if not image_b64:
             raise _refusal(data, settings)
-        image = await asyncio.to_thread(_cloud.decode_image, image_b64, GEMINI)
+        image = await asyncio.to_thread(_cloud_images.decode_image, image_b64, GEMINI)
         usage = data.get("usageMetadata")
         extra: dict[str, Any] = {}
         said = " ".join(t.strip() for t in texts if t.strip())
         if said:
-            extra["model_text"] = _cloud.scrub(said, settings)
+            extra["model_text"] = _cloud_errors.scrub(said, settings)
         if isinstance(usage, dict):
             extra["usage"] = {k: v for k, v in usage.items() if isinstance(v, int)}
-        return _cloud.finished(
+        return _cloud_images.finished(
             GEMINI,
             request,
             spec,

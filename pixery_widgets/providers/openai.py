@@ -17,7 +17,7 @@ from ..core.catalog import CATALOG
 from ..core.config import Settings
 from ..core.errors import BadResponseError, ContentRefusedError, InvalidRequestError
 from ..core.types import Generation, GenerationRequest
-from . import _cloud
+from . import _cloud, _cloud_images, _cloud_send
 from ._base import OnImage
 
 __all__ = ["OPENAI", "SIZES", "OpenAIProvider", "openai_cost"]
@@ -114,7 +114,7 @@ class OpenAIProvider(_cloud.CloudProvider):
             "model": api_id,
             "prompt": request.prompt,
             "n": 1,
-            "size": _cloud.nearest(request.width, request.height, sizes),
+            "size": _cloud_images.nearest(request.width, request.height, sizes),
         }
         if api_id == "dall-e-3":
             body["response_format"] = "b64_json"
@@ -134,7 +134,7 @@ class OpenAIProvider(_cloud.CloudProvider):
         started = time.perf_counter()
         spec = CATALOG[request.model]
         body = self.build_body(request)
-        data = await _cloud.call_json(
+        data = await _cloud_send.call_json(
             OPENAI,
             "POST",
             URL,
@@ -156,11 +156,11 @@ class OpenAIProvider(_cloud.CloudProvider):
                 reason="no image",
             )
         if first.get("b64_json"):
-            image = await asyncio.to_thread(_cloud.decode_image, first["b64_json"], OPENAI)
+            image = await asyncio.to_thread(_cloud_images.decode_image, first["b64_json"], OPENAI)
         else:  # a URL answer despite b64_json: fetch it, without the key
-            image = await _cloud.fetch_image(OPENAI, first["url"], settings=settings)
+            image = await _cloud_images.fetch_image(OPENAI, first["url"], settings=settings)
         revised = first.get("revised_prompt")
-        return _cloud.finished(
+        return _cloud_images.finished(
             OPENAI,
             request,
             spec,

@@ -7,6 +7,8 @@ blocks every other request meanwhile, so this module counts the generations
 this process has in flight per server: a health check that times out during
 one means "busy", not "offline". Several servers (a pool) are reached through
 ``pool.py``, which picks one of them for each image and then uses this client.
+The server's answers are read in ``_selfhosted_answers``, its errors in
+``_selfhosted_errors``.
 
 With ``SELFHOSTED_COST_PER_HOUR`` set, an image costs the GPU time it used:
 the rate times the seconds its request took.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
 import time
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -25,13 +26,13 @@ import httpx
 
 from ..core import schema
 from ..core.config import NOT_CONFIGURED, URL_ENV_NAME, Settings, mask_url, normalize_url
-from ..core.errors import BadResponseError, ConfigurationError, ConnectionFailedError
-from ..core.images import check_image_bytes, decode_base64_image, split_base64_field
+from ..core.errors import ConfigurationError, ConnectionFailedError
 from ..core.types import Generation, GenerationRequest, HealthInfo, LocalModelInfo
 from ._base import OnImage, Provider, encode_json, parse_json, send, within
+from ._selfhosted_answers import generation_from_answer, parse_health, parse_loras, parse_models
 from ._selfhosted_errors import error_from_status
 from ._wire import EXPECTS_HTTPS, https_hint, speaks_tls
-from .in_flight import generations_in_flight, gpu_cost, track_in_flight
+from .in_flight import generations_in_flight, track_in_flight
 
 __all__ = [
     "BODY_KEYS",
@@ -42,11 +43,6 @@ __all__ = [
     "client_for",
     "error_from_status",
     "generations_in_flight",
-    "parse_generate",
-    "parse_health",
-    "parse_loras",
-    "parse_models",
-    "read_generate_answer",
 ]
 
 HEALTH_TIMEOUT = 2.0
@@ -59,143 +55,11 @@ SWITCH_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 #: (a status check's /health, 2 s at most, and this stay within its 2.5 s).
 TLS_PROBE_TIMEOUT = 0.5
 
-# -- parsers: pure, tolerant of extra fields, strict about the ones we use ---------------
+# -- the client -------------------------------------------------------------------------
 
 
 def _where(url: str) -> str:
     return f"Your server at {mask_url(url)}"
-
-
-def _require_dict(data: Any, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise BadResponseError(f"The server's {what} answer is not a JSON object.")
-    return data
-
-
-def _opt_number(data: dict[str, Any], key: str) -> float | None:
-    """A finite number, or None (JSON allows 1e999, NaN and integers too big for a float)."""
-    value = data.get(key)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _opt_str(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-_HEALTH_KEYS = {
-    "status",
-    "current_model",
-    "available_models",
-    "ip_adapter_loaded",
-    "cuda_available",
-    "gpu_name",
-    "vram_allocated_gb",
-    "idle_seconds",
-    "idle_timeout_minutes",
-}
-
-
-def parse_health(data: Any) -> HealthInfo:
-    """``/health`` JSON → ``HealthInfo``; unknown extra fields are kept, not refused."""
-    data = _require_dict(data, "/health")
-    status = data.get("status")
-    if not isinstance(status, str):
-        raise BadResponseError("The server's /health answer has no 'status'.")
-    models = data.get("available_models")
-    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-        raise BadResponseError("The server's /health answer has no list of 'available_models'.")
-    return HealthInfo(
-        status=status,
-        current_model=_opt_str(data, "current_model"),
-        available_models=tuple(models),
-        ip_adapter_loaded=data.get("ip_adapter_loaded") is True,
-        cuda_available=data.get("cuda_available") is True,
-        gpu_name=_opt_str(data, "gpu_name"),
-        vram_allocated_gb=_opt_number(data, "vram_allocated_gb"),
-        idle_seconds=_opt_number(data, "idle_seconds"),
-        idle_timeout_minutes=_opt_number(data, "idle_timeout_minutes"),
-        extra={k: v for k, v in data.items() if k not in _HEALTH_KEYS},
-    )
-
-
-def parse_models(data: Any) -> dict[str, LocalModelInfo]:
-    """``/models`` JSON → name → ``LocalModelInfo``; entries that are not objects are skipped."""
-    data = _require_dict(data, "/models")
-    models = data.get("models")
-    if not isinstance(models, dict):
-        raise BadResponseError("The server's /models answer has no 'models' object.")
-    current = data.get("current")
-    out: dict[str, LocalModelInfo] = {}
-    for name, info in models.items():
-        if not isinstance(name, str) or not isinstance(info, dict):
-            continue
-        steps = info.get("default_steps")
-        out[name] = LocalModelInfo(
-            name=name,
-            description=info.get("description") if isinstance(info.get("description"), str) else "",
-            downloaded=info.get("downloaded") is not False,
-            loaded=info.get("loaded") is True or (isinstance(current, str) and current == name),
-            default_cfg=_opt_number(info, "default_cfg"),
-            default_steps=int(steps)
-            if isinstance(steps, int) and not isinstance(steps, bool)
-            else None,
-        )
-    return out
-
-
-def parse_loras(data: Any) -> tuple[str, ...]:
-    """``/loras`` JSON → the LoRA stems."""
-    data = _require_dict(data, "/loras")
-    loras = data.get("loras")
-    if not isinstance(loras, list) or not all(isinstance(x, str) for x in loras):
-        raise BadResponseError("The server's /loras answer has no list of 'loras'.")
-    return tuple(loras)
-
-
-def parse_generate(data: Any) -> tuple[bytes, int | None, dict[str, Any]]:
-    """``/generate`` JSON → (image bytes, seed, parameters); the image is checked to decode.
-
-    An ``image`` that is bytes was base64-decoded already, straight from the answer
-    (``read_generate_answer``): it is checked the same way.
-    """
-    data = _require_dict(data, "/generate")
-    image = data.get("image")
-    if isinstance(image, bytes):
-        check_image_bytes(image, provider="selfhosted", label="your server")
-    else:
-        image = decode_base64_image(image, provider="selfhosted", label="your server")
-    seed = data.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise BadResponseError(
-            f"The server's /generate answer has a seed that is not a number: {seed!r}."
-        )
-    params = data.get("parameters")
-    return image, seed, dict(params) if isinstance(params, dict) else {}
-
-
-def read_generate_answer(body: bytes, *, where: str) -> Any:
-    """The ``/generate`` answer's bytes → its JSON for ``parse_generate``.
-
-    The image's base64 is nearly all of it (4 MB for a 3 MB PNG), so when it can be
-    (``split_base64_field``) it is decoded straight from the body, and the JSON holds the
-    bytes; otherwise the whole is parsed, for the same result or the same error.
-    """
-    split = split_base64_field(body, "image")
-    if split is None:
-        return parse_json(body, where=where)
-    image, data = split
-    data["image"] = image
-    return data
-
-
-# -- the client -------------------------------------------------------------------------
 
 
 def _split_credentials(url: str) -> tuple[str, dict[str, str] | None]:
@@ -211,33 +75,6 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str] | None]:
     user, _, password = userinfo.partition(":")
     token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
     return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
-
-
-def _arrived(
-    body: bytes,
-    where: str,
-    request: GenerationRequest,
-    started: float,
-    on_image: OnImage | None,
-    cost_per_hour: float | None = None,
-) -> Generation:
-    """The ``/generate`` answer's bytes → a checked ``Generation``, handed to ``on_image``
-    (worker thread: parsing MBs of JSON would stall the event loop)."""
-    image, seed, params = parse_generate(read_generate_answer(body, where=where))
-    elapsed = time.perf_counter() - started
-    generation = Generation(
-        png_bytes=image,
-        seed=seed if seed is not None else request.seed,
-        model=request.model,
-        provider="selfhosted",
-        params=params or request.describe(),
-        elapsed_s=elapsed,
-        cost_usd=gpu_cost(elapsed, cost_per_hour),
-        request=request,
-    )
-    if on_image is not None:
-        on_image(generation)
-    return generation
 
 
 class SelfHostedClient:
@@ -341,7 +178,7 @@ class SelfHostedClient:
                 )
         where = f"{_where(self.url)} ({route})"
         return await asyncio.to_thread(
-            _arrived, answer, where, request, started, on_image, self.cost_per_hour
+            generation_from_answer, answer, where, request, started, on_image, self.cost_per_hour
         )
 
 

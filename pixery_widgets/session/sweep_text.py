@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import InvalidRequestError
-from .sweep import as_size, axis_field, prompt_sr, value_label
+from .sweep_values import as_size, axis_field, prompt_sr, value_label
 
 __all__ = [
     "MAX_AXIS_VALUES",

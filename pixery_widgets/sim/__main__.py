@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pixery_widgets.sim",
         description="Serve a stand-in for the self-hosted SDXL server (no GPU needed).",
     )
+    _add_serving_flags(parser)
+    _add_menu_flags(parser)
+    _add_behaviour_flags(parser)
+    return parser
+
+
+def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the simulators listen, how many, and how long their work takes."""
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     add("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -48,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--gen-seconds", type=float, default=1.0, help="time each generation takes (default 1.0)")
     add("--switch-seconds", type=float, default=0.5, help="time a model switch takes (default 0.5)")
+
+
+def _add_menu_flags(parser: argparse.ArgumentParser) -> None:
+    """What the server offers: its models, LoRAs, the model loaded at start, IP-Adapter."""
+    add = parser.add_argument
     add(
         "--models",
         action="append",
@@ -80,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run without IP-Adapter (references are ignored)",
     )
+
+
+def _add_behaviour_flags(parser: argparse.ArgumentParser) -> None:
+    """How it draws and behaves: pictures, the GPU it reports, faults, idling."""
+    add = parser.add_argument
     add(
         "--texture",
         choices=TEXTURES,
@@ -97,7 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--idle-timeout-minutes", type=float, default=60, help="reported idle timeout (default 60)")
     add("--exit-when-idle", action="store_true", help="really shut down after the idle timeout")
-    return parser
 
 
 def start_models(args: argparse.Namespace) -> list[str | None]:
