@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from .images import data_url
 from .palette import style_block
 
-__all__ = ["GridItem", "grid_html"]
+__all__ = ["GridItem", "figure_html", "grid_html"]
+
+
+def figure_html(image: bytes, caption: str, *, max_width: str, gap: int = 0) -> str:
+    """One picture with its caption (escaped here), for a notebook's rich output: a
+    generation, a page of a contact sheet. Inline styles: no stylesheet travels with it."""
+    text = html.escape(caption)
+    return (
+        f'<figure style="margin:0 0 {gap}px 0"><img src="{data_url(image)}" alt="{text}" '
+        f'style="max-width:{max_width}"/><figcaption style="font-size:12px">{text}</figcaption>'
+        "</figure>"
+    )
 
 
 @dataclass(frozen=True)

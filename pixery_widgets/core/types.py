@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import enum
 import hashlib
 from dataclasses import dataclass, field, fields
@@ -178,14 +177,10 @@ class Generation:
         return self.png_bytes
 
     def _repr_html_(self) -> str:
+        from .grid import figure_html
         from .images import thumbnail_png
 
-        thumb = base64.b64encode(thumbnail_png(self.png_bytes, 512)).decode()
-        return (
-            f'<figure style="margin:0"><img src="data:image/png;base64,{thumb}" '
-            f'style="max-width:512px"/><figcaption style="font-size:12px">'
-            f"{_escape(self.caption())}</figcaption></figure>"
-        )
+        return figure_html(thumbnail_png(self.png_bytes, 512), self.caption(), max_width="512px")
 
 
 def _short_path(path: Path) -> str:
@@ -194,12 +189,6 @@ def _short_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 class ServerState(str, enum.Enum):

@@ -16,9 +16,7 @@ its image's record id.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import html
 import io
 import logging
 import math
@@ -33,6 +31,7 @@ from PIL import Image, ImageDraw
 from ..archive.files import THUMB_SIDE, write_atomic
 from ..archive.sheets import save_sheet, with_sheet_json
 from ..core.errors import ArchiveError, InvalidRequestError
+from ..core.grid import figure_html
 from ..core.types import Generation
 from .sheet_draw import BLANK, FAIL, Layout, draw_labels, draw_note, fit, fit_size
 from .sheet_plan import Cell, SheetPlan, cell_of, picture_of, plan_sheet
@@ -340,15 +339,10 @@ class ContactSheet:
         """Several sheets show one after the other, each titled with its z value."""
         if len(self.images) == 1:
             return None
-        figures = []
-        for k in range(len(self.images)):
-            mime, data = self.shown(k)
-            title = html.escape(self._plan.page_title(k))
-            figures.append(
-                f'<figure style="margin:0 0 12px 0"><img src="data:{mime};base64,'
-                f'{base64.b64encode(data).decode("ascii")}" alt="{title}" style="max-width:100%"/>'
-                f'<figcaption style="font-size:12px">{title}</figcaption></figure>'
-            )
+        figures = [
+            figure_html(self.shown(k)[1], self._plan.page_title(k), max_width="100%", gap=12)
+            for k in range(len(self.images))
+        ]
         return "<div>" + "".join(figures) + "</div>"
 
 
