@@ -151,3 +151,13 @@ def test_a_grid_outside_any_widget_carries_the_palette_and_its_classes():
     assert '<div class="pixery pixery-grid">' in html
     assert 'class="pixery-grid-error">timed out<' in html
     assert html.count("<style>") == 1
+
+
+def test_a_figure_escapes_its_caption_and_embeds_the_image_by_its_type():
+    from pixery_widgets.core.grid import figure_html
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 8
+    shown = figure_html(png, 'a <b> "fox"', max_width="512px")
+    assert 'src="data:image/png;base64,' in shown
+    assert "&lt;b&gt; &quot;fox&quot;" in shown and "<b>" not in shown
+    assert shown.count("<figure") == 1 and "max-width:512px" in shown
