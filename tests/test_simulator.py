@@ -21,20 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageStat
 
+from pixery_widgets.providers._selfhosted_answers import _HEALTH_KEYS
 from pixery_widgets.sim import Fault, FaultKind, SimConfig, SimServer, parse_fault_spec
 from pixery_widgets.sim._draw import render_png_base64
 
-HEALTH_KEYS = {
-    "status",
-    "current_model",
-    "available_models",
-    "ip_adapter_loaded",
-    "cuda_available",
-    "gpu_name",
-    "vram_allocated_gb",
-    "idle_seconds",
-    "idle_timeout_minutes",
-}
+#: What the client reads from /health: the simulator must answer exactly these.
+HEALTH_KEYS = _HEALTH_KEYS
 
 
 def png(answer: dict[str, Any]) -> Image.Image:
