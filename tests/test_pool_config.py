@@ -30,6 +30,22 @@ def test_several_urls_split_on_commas_or_whitespace_normalised_and_deduplicated(
     assert settings.url_error is None
 
 
+@pytest.mark.parametrize(
+    ("raw", "urls"),
+    [
+        ("http://a:1/?token=x,y", ("http://a:1?token=x,y",)),
+        ("http://a:1?token=x,y,http://b:2", ("http://a:1?token=x,y", "http://b:2")),
+        (
+            "http://a:1?token=x,y, http://b:2?token=z",
+            ("http://a:1?token=x,y", "http://b:2?token=z"),
+        ),
+        ("http://a:1?k=1,2 http://b:2", ("http://a:1?k=1,2", "http://b:2")),
+    ],
+)
+def test_a_comma_inside_a_query_stays_in_its_address(raw, urls):
+    assert normalize_urls(raw) == urls
+
+
 def test_one_url_behaves_exactly_as_before(tmp_path):
     settings = load(tmp_path, SELFHOSTED_API_URL=" http://203.0.113.7:8000/ ")
     assert settings.selfhosted_url == "http://203.0.113.7:8000"

@@ -158,16 +158,31 @@ def mask_url(url: str) -> str:
     return _QUERY.sub(lambda m: m.group("head") + _mask_query(m.group("query")), url)
 
 
-_URL_SEPARATORS = re.compile(r"[,\s]+")
+#: A comma before the next address's scheme always separates (even after a query).
+_BEFORE_SCHEME = re.compile(r",(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _split_urls(raw: str) -> list[str]:
+    """The addresses of a list: whitespace separates, and so does a comma, except inside a
+    query (``?token=a,b`` is one address's token; a comma in front of a scheme still ends it)."""
+    parts: list[str] = []
+    for chunk in raw.split():
+        for piece in _BEFORE_SCHEME.split(chunk):
+            head, mark, query = piece.partition("?")
+            names = head.split(",")
+            names[-1] += mark + query.rstrip(",")
+            parts += [name for name in names if name]
+    return parts
 
 
 def normalize_urls(raw: str) -> tuple[str, ...]:
-    """One address or several (commas or whitespace between), each through ``normalize_url``.
+    """One address or several (commas or whitespace between; ``_split_urls``), each through
+    ``normalize_url``.
 
     Duplicates are dropped (first one kept, order kept); an error names the address
     at fault, masked, and its place in the list.
     """
-    parts = [part for part in _URL_SEPARATORS.split(raw.strip()) if part]
+    parts = _split_urls(raw)
     if len(parts) <= 1:
         return (normalize_url(parts[0] if parts else raw),)
     urls: list[str] = []
