@@ -385,9 +385,9 @@ def noise_png(side: int = 768) -> bytes:
     return buf.getvalue()
 
 
-def test_fifty_image_batch_display_stays_under_two_megabytes():
-    jobs = plan_jobs([f"prompt {n}" for n in range(50)], specs("animagine"), [1])
-    batch = Batch(
+def unplanned_batch(jobs) -> Batch:
+    """A ``Batch`` of ``jobs`` built directly (no planning, no archive), to fill by hand."""
+    return Batch(
         jobs,
         params={},
         settings=Settings(),
@@ -396,6 +396,11 @@ def test_fifty_image_batch_display_stays_under_two_megabytes():
         concurrency=None,
         estimated_cost_usd=0.0,
     )
+
+
+def test_fifty_image_batch_display_stays_under_two_megabytes():
+    jobs = plan_jobs([f"prompt {n}" for n in range(50)], specs("animagine"), [1])
+    batch = unplanned_batch(jobs)
     noise = noise_png()
     for job in jobs:
         batch.results[job.index] = Generation(
@@ -415,15 +420,7 @@ def test_fifty_image_batch_display_stays_under_two_megabytes():
 
 def test_a_thousand_image_batch_shows_its_first_images_and_stays_under_two_megabytes():
     jobs = plan_jobs([f"prompt {n}" for n in range(1000)], specs("animagine"), [1])
-    batch = Batch(
-        jobs,
-        params={},
-        settings=Settings(),
-        settings_given=True,
-        archive=None,
-        concurrency=None,
-        estimated_cost_usd=0.0,
-    )
+    batch = unplanned_batch(jobs)
     thumb = thumbnail(noise_png(256))  # one worst-case thumbnail, for every image
     tiny = _png()
     for job in jobs:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from env_helpers import Env
+from panel_helpers import ready, until
 from test_no_loss import assert_archive_consistent
 
 from pixery_widgets.core.config import Settings
@@ -33,19 +33,6 @@ def _short_generate_timeout(monkeypatch):
 def env_for(url: str, tmp_path: Path) -> Callable[[], Settings]:
     """What a panel reads: only these values, and the archive inside the test's directory."""
     return Env(tmp_path, SELFHOSTED_API_URL=url, PIXERY_ARCHIVE_DIR=str(tmp_path / "archive")).load
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
-
-
-def ready(panel: PixeryPanel) -> bool:
-    return panel.server_status.state is ServerState.HEALTHY and not panel.watcher.checking
 
 
 async def generate(panel: PixeryPanel, prompt: str) -> None:

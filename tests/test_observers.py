@@ -10,9 +10,9 @@ import warnings
 
 from pixery_widgets.core.observers import Observers
 from pixery_widgets.core.tasks import spawn
-from pixery_widgets.session.batch import Batch
 from pixery_widgets.session.ledger import CostLedger
 from pixery_widgets.session.watcher import ServerWatcher
+from tests.test_batch import unplanned_batch
 
 
 def errors(caplog) -> list[logging.LogRecord]:
@@ -87,7 +87,6 @@ def test_every_observable_of_the_package_uses_the_one_policy(tmp_path, caplog):
     """The ledger once let a listener's exception escape into ``record``."""
     from env_helpers import Env
 
-    from pixery_widgets.core.config import Settings
     from pixery_widgets.core.types import Generation
 
     def broken(*_args: object) -> None:
@@ -105,15 +104,7 @@ def test_every_observable_of_the_package_uses_the_one_policy(tmp_path, caplog):
     watcher.subscribe(broken)
     watcher.reload_settings()
 
-    batch = Batch(
-        [],
-        params={},
-        settings=Settings(),
-        settings_given=True,
-        archive=None,
-        concurrency=None,
-        estimated_cost_usd=0.0,
-    )
+    batch = unplanned_batch([])
     batch.subscribe(broken)
     batch.notify()
     assert [str(r.exc_info[1]) for r in errors(caplog) if r.exc_info] == ["broken display"] * 3

@@ -20,18 +20,26 @@ def test_every_request_field_has_exactly_one_control():
 
 def test_labels_ranges_and_defaults_come_from_the_schema():
     form = RequestForm()
+    checked: dict[str, set[str]] = {"label": set(), "range": set(), "default": set()}
     for name, control in CONTROLS.items():
         declared = schema.field(name)
         widget = form.widgets[control.attr]
         if control.fields[0] != name:
-            continue  # the control is named after its first field
-        if control.label is None and hasattr(widget, "description") and control.label_width:
+            continue  # a shared control takes its label, range and default from its first field
+        if control.label is None and hasattr(widget, "description"):
             assert widget.description == declared.label, name
+            checked["label"].add(name)
         if control.bounded:
             assert (widget.min, widget.max) == declared.range, name
+            checked["range"].add(name)
         shown = getattr(widget, "value", None)
         if declared.default not in (None, ...) and not isinstance(shown, tuple):
             assert shown == declared.default, name
+            checked["default"].add(name)
+    # at least these were compared (a field declared later adds to them)
+    assert checked["label"] >= {"prompt", "steps", "seed", "reference"}
+    assert checked["range"] >= {"steps", "cfg_scale", "ip_adapter_scale"}
+    assert checked["default"] >= {"ip_adapter_scale"}
 
 
 def test_what_the_form_reads_is_what_formvalues_holds():

@@ -4,10 +4,9 @@ own, combined; the status lines a StatusIndicator draws. Real HTTP against SimPo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
 
 from env_helpers import Env
+from panel_helpers import run, until
 
 import pixery_widgets as px
 from pixery_widgets.core.types import ServerState
@@ -16,19 +15,6 @@ from pixery_widgets.session.watcher import HEALTHY_INTERVAL, OFFLINE_BACKOFF
 from pixery_widgets.widgets import PixeryPanel, StatusIndicator
 from pixery_widgets.widgets.server_lines import server_lines
 from pixery_widgets.widgets.status import status_text
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
-
-
-def run(body: Callable[[], Any]) -> Any:
-    return asyncio.run(body())
 
 
 def test_one_server_is_watched_exactly_as_before(tmp_path, sim):

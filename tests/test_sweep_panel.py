@@ -6,29 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
-from typing import Any
 
 from env_helpers import Env
+from panel_helpers import ready, until
 from PIL import Image
 
 from pixery_widgets.archive.sheets import read_sheet
-from pixery_widgets.core.types import ServerState
 from pixery_widgets.widgets import PixeryPanel
 from pixery_widgets.widgets.sweep_section import SHEET_SIDE, SweepSection
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
-
-
-def ready(panel: PixeryPanel) -> bool:
-    return panel.server_status.state is ServerState.HEALTHY and not panel.watcher.checking
 
 
 def generations(sim) -> list[dict]:

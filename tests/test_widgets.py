@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
 from typing import Any
 
 from env_helpers import Env
+from panel_helpers import ready, run, until
 from PIL import Image
 
 from pixery_widgets.core.types import ServerState
@@ -25,19 +25,6 @@ from pixery_widgets.widgets import (
     StatusIndicator,
 )
 from pixery_widgets.widgets.image_output import DISPLAY_SIDE
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
-
-
-def run(body: Callable[[], Any]) -> Any:
-    return asyncio.run(body())
 
 
 def ids(panel: PixeryPanel) -> list[str]:
@@ -58,10 +45,6 @@ def status_line(panel: PixeryPanel) -> str:
 
 def healthy(panel: PixeryPanel) -> bool:
     return panel.server_status.state is ServerState.HEALTHY
-
-
-def idle(panel: PixeryPanel) -> bool:
-    return healthy(panel) and not panel.watcher.checking
 
 
 # -- display before network, and every server state ------------------------------------------
@@ -170,7 +153,7 @@ def test_refresh_finds_a_server_started_later(tmp_path, sim_factory, closed_port
 def test_healthy_status_line_shows_gpu_model_vram_idle_and_shutdown(tmp_path, sim):
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         return panel
 
     line = status_line(run(body))
@@ -188,7 +171,7 @@ def test_healthy_status_line_shows_gpu_model_vram_idle_and_shutdown(tmp_path, si
 def test_going_down_shows_offline_and_keeps_the_users_choice(tmp_path, sim):
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         assert panel.choose("pony")
         await panel.wait_idle()
         sim.stop()
@@ -208,7 +191,7 @@ def test_busy_not_offline_while_the_panel_draws_on_the_server(tmp_path, sim_fact
 
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         panel.prompt.value = "a lighthouse at dusk"
         panel.generate_button.click()
         await until(lambda: any(r.path == "/generate" for r in sim.request_log))
@@ -254,7 +237,7 @@ def test_a_choice_made_while_checking_survives_the_reorder(tmp_path, sim):
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url, FAL_KEY="k").load)
         assert panel.server_status.state is ServerState.CHECKING
         panel.model_dropdown.set_state({"value": "flux-pro", "user_chose": True})  # as a click
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         return panel
 
     panel = run(body)
@@ -269,7 +252,7 @@ def test_a_greyed_entry_cannot_be_selected(tmp_path, sim_factory):
 
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         return panel
 
     panel = run(body)
@@ -290,7 +273,7 @@ def test_cancel_stops_the_generation_and_leaves_the_panel_usable(tmp_path, sim_f
 
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         panel.prompt.value = "a slow one"
         panel.generate_button.click()
         task = panel.generate_task
@@ -318,7 +301,7 @@ def test_cancel_stops_the_generation_and_leaves_the_panel_usable(tmp_path, sim_f
 def test_an_unknown_lora_is_shown_in_words_and_the_panel_stays_usable(tmp_path, sim):
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         panel.lora_picker.choice.value = "detail_tweaker"
         sim.config.loras = ["pixel_art"]  # the server changed its mind after the check
         panel.prompt.value = "a cat"
@@ -340,7 +323,7 @@ def test_an_unknown_lora_is_shown_in_words_and_the_panel_stays_usable(tmp_path, 
 def test_a_model_that_is_not_downloaded_fails_in_words(tmp_path, sim):
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         sim.config.missing = {"pony"}  # after the check, as when a disk was wiped
         assert panel.choose("pony")  # still listed as downloaded: the pre-warm finds out
         await panel.wait_idle()
@@ -364,7 +347,7 @@ def test_a_model_that_is_not_downloaded_fails_in_words(tmp_path, sim):
 def test_form_follows_the_model_and_the_servers_defaults(tmp_path, sim):
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url, GEMINI_API_KEY="g").load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         local = (
             panel._negative_row.layout.display,
             panel._steps_cfg.layout.display,
@@ -393,7 +376,7 @@ def test_picking_an_unloaded_local_model_prewarms_it_and_says_so(tmp_path, sim_f
 
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         panel.model_dropdown.set_state({"value": "noobai", "user_chose": True})
         during = panel.message.value
         await until(lambda: panel.server_status.state is ServerState.BUSY, 2.0)
@@ -410,7 +393,7 @@ def test_picking_an_unloaded_local_model_prewarms_it_and_says_so(tmp_path, sim_f
 def test_session_cost_and_elapsed_time_are_shown(tmp_path, sim):
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         images_before = LEDGER.images
         panel.prompt.value = "a cat"
         panel.generate_button.click()
@@ -428,7 +411,7 @@ def test_session_cost_and_elapsed_time_are_shown(tmp_path, sim):
 def test_images_stay_display_sized_and_earlier_ones_come_back_from_the_strip(tmp_path, sim):
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         panel.prompt.value = "first"
         panel.size.value = (1344, 768)
         panel.generate_button.click()
@@ -571,7 +554,7 @@ def test_count_four_with_seed_ten_shows_four_images_and_a_full_progress_bar(tmp_
         env = Env(tmp_path, SELFHOSTED_API_URL=sim.url, PIXERY_ARCHIVE_DIR=str(archive))
         panel = PixeryPanel(load=env.load)
         panel.progress_bar.observe(lambda ch: bar_values.append(ch["new"]), "value")
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         panel.prompt.value = "a lighthouse at dusk"
         panel.seed.value = "10"
         panel.count.value = 4
@@ -604,7 +587,7 @@ def test_a_batch_shows_busy_and_cancel_keeps_the_finished_images(tmp_path, sim_f
 
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         panel.prompt.value = "slow ones"
         panel.count.value = 6
         panel.generate_button.click()
@@ -641,7 +624,7 @@ def test_a_failed_job_in_a_batch_is_shown_in_words_while_the_others_arrive(tmp_p
 
     async def body():
         panel = PixeryPanel(load=Env(tmp_path, SELFHOSTED_API_URL=sim.url).load)
-        await until(lambda: idle(panel))
+        await until(lambda: ready(panel))
         panel.prompt.value = "a lighthouse"
         panel.seed.value = "10"
         panel.count.value = 4

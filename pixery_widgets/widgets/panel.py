@@ -130,7 +130,7 @@ class PixeryPanel(w.VBox):
             self.prompt,
             self._negative_row,
             parts.row(self.size, self.seed, self.count, self._steps_cfg),
-            *([parts.row(*self.form.newer())] if self.form.newer() else []),
+            *([parts.row(*newer)] if (newer := self.form.newer()) else []),
             self._reference_row,
             self.sweep_section,
             parts.row(self.generate_button, self.elapsed, self.cost),
