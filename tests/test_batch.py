@@ -398,20 +398,25 @@ def unplanned_batch(jobs) -> Batch:
     )
 
 
+def drawn(png: bytes) -> Generation:
+    """An image as the self-hosted server's answer gives it, for a batch filled by hand."""
+    return Generation(
+        png_bytes=png,
+        seed=1,
+        model="animagine",
+        provider="selfhosted",
+        params={},
+        elapsed_s=1.0,
+        cost_usd=0.0,
+    )
+
+
 def test_fifty_image_batch_display_stays_under_two_megabytes():
     jobs = plan_jobs([f"prompt {n}" for n in range(50)], specs("animagine"), [1])
     batch = unplanned_batch(jobs)
     noise = noise_png()
     for job in jobs:
-        batch.results[job.index] = Generation(
-            png_bytes=noise,
-            seed=1,
-            model="animagine",
-            provider="selfhosted",
-            params={},
-            elapsed_s=1.0,
-            cost_usd=0.0,
-        )
+        batch.results[job.index] = drawn(noise)
     html = batch._repr_html_()
     assert html.count("<img") == 50
     assert "image/png;base64,iVBOR" not in html  # thumbnails are JPEG, never the PNGs
@@ -424,15 +429,7 @@ def test_a_thousand_image_batch_shows_its_first_images_and_stays_under_two_megab
     thumb = thumbnail(noise_png(256))  # one worst-case thumbnail, for every image
     tiny = _png()
     for job in jobs:
-        batch.results[job.index] = Generation(
-            png_bytes=tiny,
-            seed=1,
-            model="animagine",
-            provider="selfhosted",
-            params={},
-            elapsed_s=1.0,
-            cost_usd=0.0,
-        )
+        batch.results[job.index] = drawn(tiny)
         batch._thumbs[job.index] = thumb
     batch.results[999] = JobFailure(jobs[999], PixeryError("no answer", reason="timed out"))
     html = batch._repr_html_()
